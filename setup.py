@@ -1,0 +1,50 @@
+"""KORANI: cross-lingual instruction tuning of mT5 on JAX (Han et al., 2024)."""
+
+import setuptools
+
+INSTALL_REQUIRES = [
+    # Data pipelines.
+    "seqio==0.0.20",
+    "tensorflow>=2.21,<2.22",
+    "tensorflow-text>=2.21,<2.22",
+    "tensorflow-datasets>=4.9.10",
+    "sentencepiece>=0.2",
+    "jinja2>=3.1",
+    "pyyaml>=6.0",
+    # Model and training.
+    "jax>=0.10.2,<0.11",
+    "flax>=0.12.8,<0.13",
+    "optax>=0.2.8",
+    "orbax-checkpoint>=0.12.8,<0.13",
+    "gin-config>=0.5",
+    "clu>=0.0.12",
+    "tensorboard>=2.20",
+    # Reporting.
+    "numpy",
+    "tqdm",
+]
+
+setuptools.setup(
+    name="korani",
+    version="0.1.0",
+    description=(
+        "Cross-lingual zero-shot instruction tuning of mT5 on KORANI and P3, "
+        "with SeqIO tasks, gin configs and a JAX trainer."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(
+        include=["korani_tasks*", "mixtures*", "t5x_runs*"]),
+    package_data={
+        "korani_tasks": ["catalog.yaml", "templates/*.yaml"],
+    },
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout"],
+    },
+    entry_points={
+        "console_scripts": ["korani=t5x_runs.cli:main"],
+    },
+    license="Apache-2.0",
+)
