@@ -29,6 +29,8 @@ def raw_data_dir() -> pathlib.Path:
   path = pathlib.Path(value) if value else _DEFAULT_SHARED
   if not path.is_dir():
     pytest.skip(f"raw data folder not found (KORANI_DATA_DIR={value!r})")
+  # Library code reads the variable itself (korani_tasks.paths.data_dir).
+  os.environ["KORANI_DATA_DIR"] = str(path)
   return path
 
 
