@@ -1,0 +1,131 @@
+"""The SentencePiece vocabulary shared by every task, chosen at run time.
+
+Real runs use the mT5 vocabulary (250,000 pieces + 100 extra ids, the model
+file on GCS below, or a local copy). Tasks are registered at import time, so
+they hold a `TaskVocabulary` whose model file is resolved when it is first
+used, from (in order):
+
+1. `use_vocabulary(path)` (the trainer and evaluator call it with the gin
+   macro ``VOCABULARY``);
+2. the environment variable ``KORANI_VOCAB``;
+3. the public mT5 vocabulary, ``MT5_VOCABULARY``.
+
+Where no mT5 vocabulary is reachable (tests, the demo), `train_vocabulary`
+trains a small SentencePiece model on the text of a training mixture and caches
+it under a name derived from that text and the settings, so a second run
+reuses it.
+"""
+
+import hashlib
+import logging
+import os
+import pathlib
+import tempfile
+from typing import Iterable
+
+import seqio
+import sentencepiece as spm
+import tensorflow as tf
+
+from korani_tasks import errors
+from korani_tasks import paths
+
+MT5_VOCABULARY = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
+VOCAB_ENV = "KORANI_VOCAB"
+
+_chosen_path: str | None = None
+
+
+def use_vocabulary(path: str | os.PathLike | None) -> None:
+  """Makes `path` the SentencePiece model of all tasks (None: the default).
+
+  Raises:
+    ConfigError: if the file does not exist.
+  """
+  global _chosen_path
+  if path is not None:
+    path = os.fspath(path)
+    if not tf.io.gfile.exists(path):
+      raise errors.ConfigError(
+          f"vocabulary file {path} does not exist (set VOCABULARY in gin or "
+          f"{VOCAB_ENV} to a SentencePiece .model file, e.g. {MT5_VOCABULARY})")
+  _chosen_path = path
+
+
+def vocabulary_path() -> str:
+  """The SentencePiece model file the tasks use now."""
+  return _chosen_path or os.environ.get(VOCAB_ENV) or MT5_VOCABULARY
+
+
+class TaskVocabulary(seqio.SentencePieceVocabulary):
+  """A seqio.SentencePieceVocabulary whose file is `vocabulary_path()`.
+
+  The model is (re)loaded whenever the chosen path changes, so tasks
+  registered at import time follow `use_vocabulary`.
+  """
+
+  def __init__(self):
+    super().__init__(sentencepiece_model_file=vocabulary_path(), extra_ids=0)
+    self._loaded_path = None
+
+  def _model_context(self):
+    path = vocabulary_path()
+    if self._model is None or self._loaded_path != path:
+      self._sentencepiece_model_file = path
+      self._model = None
+      self._loaded_path = path
+      try:
+        return super()._model_context()
+      except (tf.errors.NotFoundError, OSError) as e:
+        raise errors.ConfigError(
+            f"cannot read the vocabulary {path}: {e}. Point VOCABULARY (gin) "
+            f"or {VOCAB_ENV} at a SentencePiece model file.") from e
+    return self._model
+
+  @property
+  def sentencepiece_model_file(self) -> str:
+    return vocabulary_path()
+
+
+def train_vocabulary(texts: Iterable[str], vocab_size: int = 4000,
+                     cache_dir: pathlib.Path | None = None,
+                     ) -> pathlib.Path:
+  """Trains (or reuses) a SentencePiece model on `texts`; returns its path.
+
+  The model follows the T5/mT5 conventions seqio expects: pad=0, eos=1,
+  unk=2, no bos; unigram pieces; byte fallback so that no input (English
+  template words, rare Hanja) ever maps to UNK. The file is named by a hash
+  of the text and settings and written atomically, so concurrent runs and
+  interrupted runs never leave a half-written model behind.
+  """
+  # SentencePiece trains on sentences; template inputs span several lines.
+  texts = [line for t in texts for line in t.splitlines() if line.strip()]
+  if not texts:
+    raise ValueError("no text to train a vocabulary on")
+  settings = dict(vocab_size=vocab_size, model_type="unigram",
+                  character_coverage=0.9995, byte_fallback=True,
+                  pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+                  normalization_rule_name="nmt_nfkc", split_digits=True,
+                  input_sentence_size=2_000_000, shuffle_input_sentence=False,
+                  max_sentence_length=16384, num_threads=1)
+  digest = hashlib.sha256(repr(sorted(settings.items())).encode())
+  for t in texts:
+    digest.update(t.encode("utf-8"))
+    digest.update(b"\0")
+  out_dir = (cache_dir or paths.cache_dir()) / "vocab"
+  out_dir.mkdir(parents=True, exist_ok=True)
+  model_path = out_dir / f"spm_{vocab_size}_{digest.hexdigest()[:16]}.model"
+  if model_path.exists():
+    logging.info("Reusing vocabulary %s", model_path)
+    return model_path
+  logging.info("Training a %d-piece SentencePiece model on %d texts",
+               vocab_size, len(texts))
+  with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+    prefix = os.path.join(tmp, "spm")
+    try:
+      spm.SentencePieceTrainer.train(
+          sentence_iterator=iter(texts), model_prefix=prefix, **settings)
+    except RuntimeError as e:
+      raise ValueError(f"SentencePiece training failed: {e}") from e
+    os.replace(prefix + ".model", model_path)
+  return model_path
