@@ -1,0 +1,393 @@
+"""The mT5 (T5.1.1) encoder-decoder network in Flax linen.
+
+It follows t5x's ``examples/t5/network.py`` so that a t5x checkpoint maps
+1:1 onto the parameter tree (shapes for emb=E, heads*head_dim=HD, mlp=M,
+vocab=V, relative-position buckets=B):
+
+    token_embedder/embedding                                 [V, E]
+    encoder/relpos_bias/rel_embedding                        [heads, B]
+    encoder/layers_{i}/pre_attention_layer_norm/scale        [E]
+    encoder/layers_{i}/attention/{query,key,value}/kernel    [E, HD]
+    encoder/layers_{i}/attention/out/kernel                  [HD, E]
+    encoder/layers_{i}/pre_mlp_layer_norm/scale              [E]
+    encoder/layers_{i}/mlp/{wi_0,wi_1}/kernel                [E, M]
+    encoder/layers_{i}/mlp/wo/kernel                         [M, E]
+    encoder/encoder_norm/scale                               [E]
+    decoder/relpos_bias/rel_embedding                        [heads, B]
+    decoder/layers_{i}/pre_self_attention_layer_norm/scale   [E]
+    decoder/layers_{i}/self_attention/...                    (as attention)
+    decoder/layers_{i}/pre_cross_attention_layer_norm/scale  [E]
+    decoder/layers_{i}/encoder_decoder_attention/...         (as attention)
+    decoder/layers_{i}/pre_mlp_layer_norm/scale              [E]
+    decoder/layers_{i}/mlp/...                               (as encoder)
+    decoder/decoder_norm/scale                               [E]
+    decoder/logits_dense/kernel                              [E, V]
+
+Every parameter is float32 and boxed with its t5x logical axis names
+(``nn.get_partition_spec`` reads them). Activations carry logical sharding
+constraints, which do nothing until axis rules and a mesh are active.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+from t5x_runs.models.config import MT5Config
+
+# t5x's T5.1.1 initialisers. The query kernel uses ``_ATTENTION_INIT`` divided
+# by sqrt(head_dim): T5 folds the logit scaling into the initialisation.
+_EMBEDDING_INIT = nn.initializers.normal(stddev=1.0)
+_ATTENTION_INIT = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
+_MLP_INIT = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+_RELPOS_INIT = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
+
+# Added to the attention logits of masked keys (t5x uses the same value).
+_MASKED_LOGIT_BIAS = -1e10
+
+
+def _dtype(config: MT5Config) -> jnp.dtype:
+  return jnp.dtype(config.dtype)
+
+
+def _dense(features, axes, kernel_init, dtype, name):
+  """A bias-free projection of the last axis; the kernel is boxed float32."""
+  return nn.Dense(
+      features,
+      use_bias=False,
+      dtype=dtype,
+      param_dtype=jnp.float32,
+      kernel_init=nn.with_logical_partitioning(kernel_init, axes),
+      name=name)
+
+
+def _dropout(config: MT5Config) -> nn.Dropout:
+  """t5x's residual dropout: one mask per sequence, shared along length."""
+  return nn.Dropout(rate=config.dropout_rate, broadcast_dims=(-2,))
+
+
+class Embed(nn.Module):
+  """Token embedding shared by the encoder and the decoder inputs."""
+
+  config: MT5Config
+
+  @nn.compact
+  def __call__(self, tokens: jax.Array) -> jax.Array:
+    """[batch, length] int ids -> [batch, length, emb]."""
+    cfg = self.config
+    embedding = self.param(
+        "embedding",
+        nn.with_logical_partitioning(_EMBEDDING_INIT, ("vocab", "embed")),
+        (cfg.vocab_size, cfg.emb_dim), jnp.float32)
+    x = jnp.take(embedding.astype(_dtype(cfg)), tokens, axis=0)
+    return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class RMSNorm(nn.Module):
+  """T5's layer norm: divides by the root mean square; no centring, no bias."""
+
+  config: MT5Config
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    cfg = self.config
+    scale = self.param(
+        "scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+        (x.shape[-1],), jnp.float32)
+    x = x.astype(jnp.float32)
+    mean_square = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+    y = x * jax.lax.rsqrt(mean_square + cfg.layer_norm_epsilon)
+    return y.astype(_dtype(cfg)) * scale.astype(_dtype(cfg))
+
+
+def relative_position_bucket(relative_position: np.ndarray, bidirectional: bool,
+                             num_buckets: int, max_distance: int) -> np.ndarray:
+  """Maps offsets (key position - query position) to bucket ids, as T5 does.
+
+  Half of the buckets (of each direction, when bidirectional) hold one small
+  offset each; the rest cover offsets up to ``max_distance`` in
+  logarithmically wider ranges, and farther offsets share the last bucket.
+  Unidirectional (decoder) buckets map every future offset to bucket 0.
+  """
+  bucket = np.zeros_like(relative_position)
+  distance = -relative_position
+  if bidirectional:
+    num_buckets //= 2
+    bucket += (distance < 0).astype(bucket.dtype) * num_buckets
+    distance = np.abs(distance)
+  else:
+    distance = np.maximum(distance, 0)
+  max_exact = num_buckets // 2
+  log_ratio = (np.log(distance.astype(np.float32) / max_exact
+                      + np.finfo(np.float32).eps)
+               / np.log(max_distance / max_exact))
+  large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(bucket.dtype)
+  large = np.minimum(large, num_buckets - 1)
+  return bucket + np.where(distance < max_exact, distance, large)
+
+
+class RelativePositionBias(nn.Module):
+  """Learned per-head attention bias for each bucket of relative offsets."""
+
+  config: MT5Config
+  bidirectional: bool
+
+  @nn.compact
+  def __call__(self, query_length: int, key_length: int) -> jax.Array:
+    """Returns the float32 bias [1, heads, query_length, key_length]."""
+    cfg = self.config
+    offsets = np.arange(key_length)[None, :] - np.arange(query_length)[:, None]
+    buckets = relative_position_bucket(
+        offsets, self.bidirectional, cfg.relative_attention_num_buckets,
+        cfg.relative_attention_max_distance)
+    rel_embedding = self.param(
+        "rel_embedding",
+        nn.with_logical_partitioning(_RELPOS_INIT, ("heads", "relpos_buckets")),
+        (cfg.num_heads, cfg.relative_attention_num_buckets), jnp.float32)
+    return jnp.take(rel_embedding, buckets, axis=1)[None]
+
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head dot-product attention with no biases and no logit scaling."""
+
+  config: MT5Config
+
+  @nn.compact
+  def __call__(self, inputs_q: jax.Array, inputs_kv: jax.Array,
+               mask: jax.Array, bias: jax.Array | None = None,
+               deterministic: bool = True) -> jax.Array:
+    """Attends from ``inputs_q`` [b, q, emb] to ``inputs_kv`` [b, k, emb].
+
+    ``mask`` [b, 1, q, k] is True where a query may attend to a key; ``bias``
+    (e.g. [1, heads, q, k]) is added to the logits. Returns [b, q, emb].
+    """
+    cfg = self.config
+    dtype = _dtype(cfg)
+    joined = cfg.num_heads * cfg.head_dim
+    query_init = nn.initializers.variance_scaling(
+        1.0 / cfg.head_dim, "fan_in", "normal")
+
+    def project(name, kernel_init, x):
+      y = _dense(joined, ("embed", "joined_kv"), kernel_init, dtype, name)(x)
+      y = y.reshape(*y.shape[:-1], cfg.num_heads, cfg.head_dim)
+      return nn.with_logical_constraint(y, ("batch", "length", "heads", "kv"))
+
+    query = project("query", query_init, inputs_q)
+    key = project("key", _ATTENTION_INIT, inputs_kv)
+    value = project("value", _ATTENTION_INIT, inputs_kv)
+
+    logits = jnp.einsum("bqhd,bkhd->bhqk", query, key,
+                        preferred_element_type=jnp.float32)
+    logits += jnp.where(mask, 0.0, _MASKED_LOGIT_BIAS)
+    if bias is not None:
+      logits += bias
+    weights = jax.nn.softmax(logits).astype(dtype)
+    weights = _dropout(cfg)(weights, deterministic=deterministic)
+
+    context = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    context = nn.with_logical_constraint(context,
+                                         ("batch", "length", "heads", "kv"))
+    context = context.reshape(*context.shape[:-2], joined)
+    return _dense(inputs_q.shape[-1], ("joined_kv", "embed"), _ATTENTION_INIT,
+                  dtype, "out")(context)
+
+
+class GatedGeluMlp(nn.Module):
+  """T5.1.1 feed-forward: wo(gelu(wi_0(x)) * wi_1(x))."""
+
+  config: MT5Config
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
+    cfg = self.config
+    dtype = _dtype(cfg)
+    gate = _dense(cfg.mlp_dim, ("embed", "mlp"), _MLP_INIT, dtype, "wi_0")(x)
+    linear = _dense(cfg.mlp_dim, ("embed", "mlp"), _MLP_INIT, dtype, "wi_1")(x)
+    hidden = nn.gelu(gate, approximate=True) * linear
+    hidden = _dropout(cfg)(hidden, deterministic=deterministic)
+    hidden = nn.with_logical_constraint(hidden, ("batch", "length", "mlp"))
+    return _dense(x.shape[-1], ("mlp", "embed"), _MLP_INIT, dtype, "wo")(hidden)
+
+
+def _residual_constraint(x: jax.Array) -> jax.Array:
+  return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class EncoderLayer(nn.Module):
+  """Pre-norm self-attention block, then pre-norm MLP block."""
+
+  config: MT5Config
+
+  @nn.compact
+  def __call__(self, x, mask, position_bias, deterministic=True):
+    cfg = self.config
+    y = RMSNorm(cfg, name="pre_attention_layer_norm")(x)
+    y = MultiHeadAttention(cfg, name="attention")(
+        y, y, mask, position_bias, deterministic)
+    x = _residual_constraint(x + _dropout(cfg)(y, deterministic=deterministic))
+
+    y = RMSNorm(cfg, name="pre_mlp_layer_norm")(x)
+    y = GatedGeluMlp(cfg, name="mlp")(y, deterministic)
+    return _residual_constraint(
+        x + _dropout(cfg)(y, deterministic=deterministic))
+
+
+class DecoderLayer(nn.Module):
+  """Pre-norm causal self-attention, cross-attention, then MLP blocks."""
+
+  config: MT5Config
+
+  @nn.compact
+  def __call__(self, x, encoded, self_mask, cross_mask, position_bias,
+               deterministic=True):
+    cfg = self.config
+    y = RMSNorm(cfg, name="pre_self_attention_layer_norm")(x)
+    y = MultiHeadAttention(cfg, name="self_attention")(
+        y, y, self_mask, position_bias, deterministic)
+    x = _residual_constraint(x + _dropout(cfg)(y, deterministic=deterministic))
+
+    y = RMSNorm(cfg, name="pre_cross_attention_layer_norm")(x)
+    y = MultiHeadAttention(cfg, name="encoder_decoder_attention")(
+        y, encoded, cross_mask, None, deterministic)
+    x = _residual_constraint(x + _dropout(cfg)(y, deterministic=deterministic))
+
+    y = RMSNorm(cfg, name="pre_mlp_layer_norm")(x)
+    y = GatedGeluMlp(cfg, name="mlp")(y, deterministic)
+    return _residual_constraint(
+        x + _dropout(cfg)(y, deterministic=deterministic))
+
+
+class Encoder(nn.Module):
+  """Embedded tokens [b, len, emb] -> encoded [b, len, emb]."""
+
+  config: MT5Config
+
+  @nn.compact
+  def __call__(self, embedded, mask, deterministic=True):
+    cfg = self.config
+    x = _dropout(cfg)(embedded, deterministic=deterministic)
+    length = x.shape[-2]
+    position_bias = RelativePositionBias(
+        cfg, bidirectional=True, name="relpos_bias")(length, length)
+    for i in range(cfg.num_encoder_layers):
+      x = EncoderLayer(cfg, name=f"layers_{i}")(
+          x, mask, position_bias, deterministic)
+    x = RMSNorm(cfg, name="encoder_norm")(x)
+    return nn.Dropout(rate=cfg.dropout_rate)(x, deterministic=deterministic)
+
+
+class Decoder(nn.Module):
+  """Embedded decoder inputs [b, dec_len, emb] -> logits [b, dec_len, vocab]."""
+
+  config: MT5Config
+
+  @nn.compact
+  def __call__(self, embedded, encoded, self_mask, cross_mask,
+               deterministic=True):
+    cfg = self.config
+    y = _dropout(cfg)(embedded, deterministic=deterministic)
+    length = y.shape[-2]
+    position_bias = RelativePositionBias(
+        cfg, bidirectional=False, name="relpos_bias")(length, length)
+    for i in range(cfg.num_decoder_layers):
+      y = DecoderLayer(cfg, name=f"layers_{i}")(
+          y, encoded, self_mask, cross_mask, position_bias, deterministic)
+    y = RMSNorm(cfg, name="decoder_norm")(y)
+    y = nn.Dropout(rate=cfg.dropout_rate)(y, deterministic=deterministic)
+    logits = _dense(cfg.vocab_size, ("embed", "vocab"), _MLP_INIT, jnp.float32,
+                    "logits_dense")(y)
+    return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
+
+
+def _pair_mask(query, key, pairwise_fn=jnp.logical_and) -> jax.Array:
+  """[b, q] and [b, k] -> boolean [b, 1, q, k]."""
+  return nn.make_attention_mask(query, key, pairwise_fn, dtype=jnp.bool_)
+
+
+class MT5(nn.Module):
+  """mT5 encoder-decoder on batches from seqio's ``EncDecFeatureConverter``.
+
+  Token id 0 is padding. With segment ids (packed batches) attention never
+  crosses segments. Positions are accepted because packed batches contain
+  them, but unused: T5's relative attention takes offsets from array indices,
+  which equal offsets within a segment.
+
+  Example::
+
+      model = MT5(mt5_config('tiny'))
+      variables = model.init(jax.random.key(0), enc_tokens, dec_inputs)
+      logits = model.apply(variables, enc_tokens, dec_inputs, dec_targets)
+      # enc_tokens [b, enc_len], dec_* [b, dec_len] -> logits [b, dec_len, V]
+
+  Dropout needs ``enable_dropout=True`` and ``rngs={'dropout': key}``.
+  """
+
+  config: MT5Config
+
+  def setup(self):
+    self.token_embedder = Embed(self.config)
+    self.encoder = Encoder(self.config)
+    self.decoder = Decoder(self.config)
+
+  def encode(self, encoder_input_tokens, encoder_segment_ids=None,
+             enable_dropout=False):
+    """[b, enc_len] tokens -> encoded [b, enc_len, emb] in ``config.dtype``."""
+    valid = encoder_input_tokens > 0
+    mask = _pair_mask(valid, valid)
+    if encoder_segment_ids is not None:
+      mask &= _pair_mask(encoder_segment_ids, encoder_segment_ids, jnp.equal)
+    return self.encoder(self.token_embedder(encoder_input_tokens), mask,
+                        deterministic=not enable_dropout)
+
+  def decode(self, encoded, encoder_input_tokens, decoder_input_tokens,
+             decoder_target_tokens=None, encoder_segment_ids=None,
+             decoder_segment_ids=None, decoder_positions=None,
+             enable_dropout=False):
+    """Returns float32 logits [b, dec_len, vocab] given ``encode``'s output.
+
+    Decoder positions whose ``decoder_target_tokens`` is 0 are padding (as in
+    t5x); without targets every decoder position counts as real, which only
+    changes the outputs at padded positions.
+    """
+    del decoder_positions  # Relative attention needs no absolute positions.
+    if (encoder_segment_ids is None) != (decoder_segment_ids is None):
+      raise ValueError(
+          "packed batches need both encoder_segment_ids and "
+          "decoder_segment_ids; got only one of them")
+    if decoder_target_tokens is None:
+      decoder_valid = jnp.ones(decoder_input_tokens.shape, jnp.bool_)
+    else:
+      decoder_valid = decoder_target_tokens > 0
+    encoder_valid = encoder_input_tokens > 0
+
+    self_mask = (nn.make_causal_mask(decoder_input_tokens, dtype=jnp.bool_)
+                 & _pair_mask(decoder_valid, decoder_valid))
+    cross_mask = _pair_mask(decoder_valid, encoder_valid)
+    if decoder_segment_ids is not None:
+      self_mask &= _pair_mask(decoder_segment_ids, decoder_segment_ids,
+                              jnp.equal)
+      cross_mask &= _pair_mask(decoder_segment_ids, encoder_segment_ids,
+                               jnp.equal)
+    return self.decoder(self.token_embedder(decoder_input_tokens), encoded,
+                        self_mask, cross_mask, deterministic=not enable_dropout)
+
+  def __call__(self, encoder_input_tokens, decoder_input_tokens,
+               decoder_target_tokens=None, encoder_segment_ids=None,
+               decoder_segment_ids=None, encoder_positions=None,
+               decoder_positions=None, enable_dropout=False):
+    """Returns float32 logits [b, dec_len, vocab]; see ``encode``/``decode``."""
+    del encoder_positions  # Relative attention needs no absolute positions.
+    encoded = self.encode(encoder_input_tokens, encoder_segment_ids,
+                          enable_dropout)
+    return self.decode(encoded, encoder_input_tokens, decoder_input_tokens,
+                       decoder_target_tokens, encoder_segment_ids,
+                       decoder_segment_ids, decoder_positions, enable_dropout)
+
+
+def param_count(config: MT5Config) -> int:
+  """Number of parameters, from shapes only (instant even for xxl)."""
+  tokens = jax.ShapeDtypeStruct((1, 1), jnp.int32)
+  shapes = jax.eval_shape(MT5(config).init, jax.random.key(0), tokens, tokens)
+  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
