@@ -36,6 +36,11 @@ def _to_python(value: Any) -> Any:
   return value
 
 
+def decode_record(record: Mapping[str, Any]) -> dict[str, Any]:
+  """A record of tensors or numpy values as plain Python values."""
+  return {k: _to_python(v) for k, v in record.items()}
+
+
 def render_record(template: PromptTemplate, record: Mapping[str, Any]):
   """Renders a record, naming the template and record in any error."""
   try:
@@ -60,7 +65,7 @@ def apply_prompt_template(dataset: tf.data.Dataset,
   keys = sorted(dataset.element_spec)
 
   def render(*values):
-    record = {k: _to_python(v) for k, v in zip(keys, values)}
+    record = decode_record(dict(zip(keys, values)))
     rendered = render_record(template, record)
     label = -1 if rendered.label_index is None else rendered.label_index
     return (rendered.inputs, rendered.targets,

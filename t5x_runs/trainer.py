@@ -1,0 +1,324 @@
+"""Fine-tuning loop: seqio batches -> jit-compiled Adafactor steps -> orbax.
+
+`train` is the gin-configurable entry point (see gin/runs/finetune.gin). One
+call trains from the latest checkpoint in ``model_dir`` (or from scratch) up
+to ``num_train_steps``; running the same command again after an interruption
+resumes where the last checkpoint left off. The data order is a function of
+the seed alone: resuming at step s skips the s batches already consumed.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Any, Mapping
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import seqio
+import tensorflow as tf
+import tqdm
+from clu import metric_writers
+
+from korani_tasks import errors
+from korani_tasks import vocab as vocab_lib
+from t5x_runs import checkpoints
+from t5x_runs import losses
+from t5x_runs import partitioning
+from t5x_runs.models import MT5, MT5Config
+
+VOCAB_FILE = "vocab.model"
+MODEL_CONFIG_FILE = "model_config.json"
+_VOCAB_MULTIPLE = 128  # mT5 pads its 250,100 pieces to 250,112 = 128 * 1954.
+
+
+def model_vocab_size(vocabulary_size: int) -> int:
+  """Vocabulary size rounded up to a multiple of 128, as mT5 does."""
+  return -(-vocabulary_size // _VOCAB_MULTIPLE) * _VOCAB_MULTIPLE
+
+
+def resolve_model_config(config: MT5Config, vocabulary: seqio.Vocabulary
+                         ) -> MT5Config:
+  """Fills in vocab_size from the vocabulary and checks that it fits."""
+  if config.vocab_size is None:
+    return dataclasses.replace(
+        config, vocab_size=model_vocab_size(vocabulary.vocab_size))
+  if config.vocab_size < vocabulary.vocab_size:
+    raise errors.ConfigError(
+        f"mt5_config.vocab_size={config.vocab_size} is smaller than the "
+        f"vocabulary ({vocabulary.vocab_size} pieces in "
+        f"{vocab_lib.vocabulary_path()})")
+  return config
+
+
+@gin.configurable
+def make_optimizer(learning_rate: float = 1e-3, warmup_steps: int = 0,
+                   decay_rate: float = 0.8, clipping_threshold: float = 1.0,
+                   ) -> optax.GradientTransformation:
+  """Adafactor as T5/mT5 fine-tuning uses it: constant rate 1e-3."""
+  schedule = (optax.linear_schedule(0.0, learning_rate, warmup_steps)
+              if warmup_steps else learning_rate)
+  if warmup_steps:
+    schedule = optax.join_schedules(
+        [schedule, optax.constant_schedule(learning_rate)], [warmup_steps])
+  return optax.adafactor(learning_rate=schedule, decay_rate=decay_rate,
+                         clipping_threshold=clipping_threshold)
+
+
+def train_batches(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int],
+                  batch_size: int, seed: int, start_step: int = 0,
+                  pack: bool = True, shard_info: seqio.ShardInfo | None = None,
+                  ) -> tf.data.Dataset:
+  """Packed, batched, endlessly repeated training batches.
+
+  The order is fixed by `seed`; `start_step` skips the batches a resumed run
+  has already consumed.
+  """
+  ds = seqio.get_dataset(
+      mixture_or_task_name, task_feature_lengths=dict(task_feature_lengths),
+      feature_converter=seqio.EncDecFeatureConverter(pack=pack),
+      dataset_split="train", shuffle=True, num_epochs=None, seed=seed,
+      shard_info=shard_info)
+  ds = ds.batch(batch_size, drop_remainder=True)
+  if start_step:
+    ds = ds.skip(start_step)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What a call to `train` did (returned for scripts and tests)."""
+  start_step: int
+  final_step: int
+  losses: list[tuple[int, float]]  # (step, loss) at every logged step
+  model_config: MT5Config
+
+
+def _model_inputs(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+  names = ("encoder_input_tokens", "decoder_input_tokens",
+           "decoder_target_tokens", "encoder_segment_ids",
+           "decoder_segment_ids", "encoder_positions", "decoder_positions")
+  return {k: batch[k] for k in names if k in batch}
+
+
+def make_train_step(model: MT5, optimizer: optax.GradientTransformation,
+                    z_loss: float):
+  """Returns train_step(params, opt_state, batch, dropout_rng)."""
+
+  def train_step(params, opt_state, batch, dropout_rng):
+    def loss_fn(p):
+      logits = model.apply({"params": p}, **_model_inputs(batch),
+                           enable_dropout=True, rngs={"dropout": dropout_rng})
+      return losses.cross_entropy_loss(
+          logits, batch["decoder_target_tokens"],
+          batch["decoder_loss_weights"], z_loss=z_loss)
+
+    (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    metrics = dict(parts, loss=loss, grad_norm=optax.global_norm(grads))
+    return params, opt_state, metrics
+
+  return train_step
+
+
+def _use_vocabulary(vocabulary: str | None, model_dir: str) -> seqio.Vocabulary:
+  """Selects the run's vocabulary and keeps a copy in the model dir."""
+  copy = os.path.join(model_dir, VOCAB_FILE)
+  if vocabulary is None and tf.io.gfile.exists(copy):
+    vocabulary = copy  # a resumed run keeps the vocabulary it started with
+  vocab_lib.use_vocabulary(vocabulary)
+  path = vocab_lib.vocabulary_path()
+  if not tf.io.gfile.exists(copy):
+    tmp = copy + ".tmp"
+    tf.io.gfile.copy(path, tmp, overwrite=True)
+    tf.io.gfile.rename(tmp, copy, overwrite=True)
+  return seqio.SentencePieceVocabulary(copy)
+
+
+@gin.configurable(denylist=["progress"])
+def train(*,
+          model_dir: str = gin.REQUIRED,
+          mixture_or_task_name: str = gin.REQUIRED,
+          task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
+          batch_size: int = gin.REQUIRED,
+          num_train_steps: int = gin.REQUIRED,
+          model_config: MT5Config = gin.REQUIRED,
+          vocabulary: str | None = None,
+          seed: int = 0,
+          pack: bool = True,
+          z_loss: float = 1e-4,
+          num_partitions: int = 1,
+          parameter_2d_sharding: bool = False,
+          checkpoint_period: int = 1000,
+          keep_checkpoints: int | None = 3,
+          log_period: int = 10,
+          progress: bool = True) -> TrainResult:
+  """Fine-tunes mT5 on a seqio mixture; see the module docstring."""
+  if num_train_steps <= 0 or batch_size <= 0 or checkpoint_period <= 0:
+    raise errors.ConfigError(
+        "num_train_steps, batch_size and checkpoint_period must be positive "
+        f"(got {num_train_steps}, {batch_size}, {checkpoint_period})")
+  tf.io.gfile.makedirs(model_dir)
+  vocabulary_obj = _use_vocabulary(vocabulary, model_dir)
+  config = resolve_model_config(model_config, vocabulary_obj)
+  _check_same_model(model_dir, config)
+
+  mesh = partitioning.make_mesh(num_partitions)
+  rules = partitioning.standard_logical_axis_rules(parameter_2d_sharding)
+  model = MT5(config)
+  optimizer = make_optimizer()
+  lengths = dict(task_feature_lengths)
+  dummy = {
+      "encoder_input_tokens": jnp.ones((1, lengths["inputs"]), jnp.int32),
+      "decoder_input_tokens": jnp.ones((1, lengths["targets"]), jnp.int32),
+  }
+
+  def init_params(rng):
+    return model.init(rng, **dummy)["params"]
+
+  boxed = jax.eval_shape(init_params, jax.random.PRNGKey(seed))
+  param_shardings = partitioning.param_shardings(boxed, mesh, rules)
+  store = checkpoints.CheckpointStore(model_dir, max_to_keep=keep_checkpoints)
+  with mesh, nn.logical_axis_rules(rules):
+    params = jax.jit(lambda r: nn.unbox(init_params(r)),
+                     out_shardings=param_shardings)(jax.random.PRNGKey(seed))
+    opt_state = jax.jit(optimizer.init)(params)
+    start_step = store.latest_step() or 0
+    if start_step:
+      restored = store.restore(start_step, checkpoints.abstract_like(params),
+                               checkpoints.abstract_like(opt_state))
+      params, opt_state = restored[checkpoints.PARAMS], restored[checkpoints.OPT_STATE]
+      logging.info("Resuming from checkpoint %d in %s", start_step, model_dir)
+    if start_step >= num_train_steps:
+      logging.info("Checkpoint %d already reaches num_train_steps=%d",
+                   start_step, num_train_steps)
+      return TrainResult(start_step, start_step, [], config)
+
+    step_fn = jax.jit(make_train_step(model, optimizer, z_loss),
+                      donate_argnums=(0, 1))
+    batches = train_batches(mixture_or_task_name, lengths, batch_size, seed,
+                            start_step=start_step, pack=pack)
+    metadata = {
+        "model_config": dataclasses.asdict(config),
+        "mixture_or_task_name": mixture_or_task_name,
+        "task_feature_lengths": lengths, "batch_size": batch_size,
+        "seed": seed, "vocabulary": os.path.join(model_dir, VOCAB_FILE),
+    }
+    _write_run_files(model_dir, config)
+    writer = metric_writers.create_default_writer(
+        os.path.join(model_dir, "train"), just_logging=False)
+    loop = _TrainLoop(step_fn, batches, mesh, seed, writer, log_period,
+                      progress, start_step, num_train_steps)
+    result_losses = []
+    try:
+      for step, params, opt_state, logged in loop.run(params, opt_state):
+        if logged is not None:
+          result_losses.append((step, logged))
+        if step % checkpoint_period == 0 or step == num_train_steps:
+          store.save(step, params, opt_state, metadata)
+    finally:
+      writer.flush()
+      writer.close()
+      store.close()
+  return TrainResult(start_step, num_train_steps, result_losses, config)
+
+
+class _TrainLoop:
+  """Runs steps, logging loss and tokens/s to TensorBoard, console and a bar."""
+
+  def __init__(self, step_fn, batches, mesh, seed, writer, log_period,
+               progress, start_step, num_train_steps):
+    self.step_fn = step_fn
+    self.batches = batches
+    self.batch_sharding = partitioning.batch_sharding(mesh)
+    self.base_rng = jax.random.PRNGKey(seed)
+    self.writer = writer
+    self.log_period = log_period
+    self.progress = progress
+    self.start_step = start_step
+    self.num_train_steps = num_train_steps
+
+  def run(self, params, opt_state):
+    """Yields (step, params, opt_state, loss or None) after every step."""
+    bar = tqdm.tqdm(total=self.num_train_steps, initial=self.start_step,
+                    desc="train", unit="step", disable=not self.progress,
+                    dynamic_ncols=True)
+    pending, tokens, real_tokens = [], 0, 0
+    tick = time.perf_counter()
+    iterator = self.batches.as_numpy_iterator()
+    for step in range(self.start_step + 1, self.num_train_steps + 1):
+      batch = next(iterator)
+      tokens += sum(batch[k].size for k in
+                    ("encoder_input_tokens", "decoder_target_tokens"))
+      real_tokens += int((batch["encoder_input_tokens"] > 0).sum()
+                         + batch["decoder_loss_weights"].sum())
+      batch = jax.device_put(batch, self.batch_sharding)
+      rng = jax.random.fold_in(self.base_rng, step)
+      params, opt_state, metrics = self.step_fn(params, opt_state, batch, rng)
+      pending.append(metrics)
+      bar.update(1)
+      logged = None
+      if step % self.log_period == 0 or step == self.num_train_steps:
+        summary = {k: float(np.mean([jax.device_get(m[k]) for m in pending]))
+                   for k in pending[0]}
+        elapsed = time.perf_counter() - tick
+        summary["tokens_per_second"] = tokens / elapsed
+        summary["real_tokens_per_second"] = real_tokens / elapsed
+        summary["steps_per_second"] = len(pending) / elapsed
+        self.writer.write_scalars(step, summary)
+        bar.set_postfix(loss=f"{summary['loss']:.3f}",
+                        tok_s=f"{summary['tokens_per_second']:.0f}")
+        if not self.progress:
+          logging.info("step %d/%d loss %.4f %.0f tokens/s", step,
+                       self.num_train_steps, summary["loss"],
+                       summary["tokens_per_second"])
+        logged = summary["loss"]
+        pending, tokens, real_tokens = [], 0, 0
+        tick = time.perf_counter()
+      yield step, params, opt_state, logged
+    bar.close()
+
+
+def _check_same_model(model_dir: str, config: MT5Config) -> None:
+  """Refuses to resume a run with a different model configuration."""
+  path = os.path.join(model_dir, MODEL_CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    return
+  with tf.io.gfile.GFile(path) as f:
+    saved = json.load(f)
+  current = dataclasses.asdict(config)
+  if saved != current:
+    diff = {k: (saved.get(k), current.get(k)) for k in current
+            if saved.get(k) != current.get(k)}
+    raise errors.ConfigError(
+        f"{model_dir} holds a run with a different model configuration "
+        f"(field: (saved, now)): {diff}; use a new MODEL_DIR")
+
+
+def _write_run_files(model_dir: str, config: MT5Config) -> None:
+  """Writes model_config.json and the operative gin config, atomically."""
+  files = {MODEL_CONFIG_FILE: json.dumps(dataclasses.asdict(config), indent=2),
+           "config.gin": gin.operative_config_str()}
+  for name, text in files.items():
+    path = os.path.join(model_dir, name)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+      f.write(text)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def load_model_config(model_dir: str) -> MT5Config:
+  """The model configuration a training run saved in its model dir."""
+  path = os.path.join(model_dir, MODEL_CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    raise errors.MissingDataError(
+        f"{path} not found: {model_dir} is not a model dir written by "
+        "t5x_runs.train (bind eval.model_config in gin instead)")
+  with tf.io.gfile.GFile(path) as f:
+    return MT5Config(**json.load(f))
+
