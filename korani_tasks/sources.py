@@ -1,0 +1,199 @@
+"""A seqio DataSource over a KORANI TFDS builder, prepared from local files.
+
+KORANI's TFDS builders read canonical files that the user has put under
+``$KORANI_DATA_DIR``; nothing is downloaded. `KoraniTfdsSource` prepares its
+builder on first use (not at construction, since tasks are registered at
+import time, where the data may be absent)::
+
+    source = KoraniTfdsSource("kobest_copa", ["train", "validation"])
+    ds = source.get_dataset("validation", shuffle=False)
+    # {"idx": 1, "premise": b"...", "question": b"...", ..., "label": 1}
+
+`prepare` writes the dataset to the TFDS data dir (``tfds_data_dir``, else
+``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``) and prepares it again when
+the source files' sha256 differ from those recorded at preparation.
+
+A builder used here must provide, besides the TFDS interface,
+``source_checksums(manual_dir)`` (classmethod: sha256 of each current source
+file; raises MissingDataError for a missing one) and
+``prepared_source_checksums()`` (those recorded in its prepared copy), as
+`korani_tasks.tfds_builders.kobest.KobestBuilder` does.
+"""
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+import contextlib
+import fcntl
+import logging
+import os
+import pathlib
+import threading
+
+import seqio
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from korani_tasks import paths
+# Importing the builders registers them with TFDS (see tfds.builder_cls).
+from korani_tasks.tfds_builders import kobest as _  # noqa: F401
+
+_log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _file_lock(path: pathlib.Path) -> Iterator[None]:
+  """Holds an exclusive lock on `path` (created if needed) across processes."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def prepare(
+    builder_cls: type[tfds.core.DatasetBuilder],
+    tfds_data_dir: str | os.PathLike | None = None,
+) -> tfds.core.DatasetBuilder:
+  """Prepares a KORANI builder from ``$KORANI_DATA_DIR`` unless it is current.
+
+  The prepared copy is current if it exists and was made from source files with
+  the same sha256 as now. Otherwise it is (re)written under an exclusive lock
+  file ``<tfds_data_dir>/<name>/.<version>.lock``, so that concurrent processes
+  prepare it once; TFDS writes into a temporary folder and renames it when
+  complete, so a failure leaves no partial dataset. Re-preparing deletes the
+  stale copy first, so a process still reading that copy fails.
+
+  Args:
+    builder_cls: a registered KORANI builder class (see the module docstring).
+    tfds_data_dir: where prepared datasets go; default ``$TFDS_DATA_DIR`` or
+      ``~/tensorflow_datasets``. Must be a local folder.
+
+  Returns:
+    A builder for the current prepared copy, ready for `as_dataset`.
+
+  Raises:
+    MissingDataError: ``$KORANI_DATA_DIR`` is unset or lacks a source file.
+  """
+  manual_dir = paths.data_dir()
+  checksums = builder_cls.source_checksums(manual_dir)
+  data_dir = os.fspath(
+      tfds_data_dir or tfds.core.constants.get_default_data_dir())
+  builder = builder_cls(data_dir=data_dir)
+  if builder.is_prepared() and builder.prepared_source_checksums() == checksums:
+    return builder
+
+  lock = pathlib.Path(data_dir, builder.name, f".{builder.version}.lock")
+  with _file_lock(lock):
+    builder = builder_cls(data_dir=data_dir)  # It may be ready by now.
+    if not builder.is_prepared():
+      mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+      _log.info("Preparing %s in %s from %s", builder.name, builder.data_dir,
+                manual_dir)
+    elif (recorded := builder.prepared_source_checksums()) != checksums:
+      mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS  # Overwrites.
+      changed = sorted(name for name in checksums.keys() | recorded.keys()
+                       if checksums.get(name) != recorded.get(name))
+      _log.warning(
+          "Preparing %s in %s again: its source files changed since it was "
+          "prepared (%s)", builder.name, builder.data_dir, ", ".join(changed))
+    else:
+      return builder
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=manual_dir, download_mode=mode, try_download_gcs=False))
+  return builder_cls(data_dir=data_dir)
+
+
+class KoraniTfdsSource(seqio.DataSource):
+  """Examples of a KORANI TFDS builder, prepared from local files on first use.
+
+  Unlike `seqio.TfdsDataSource` this never asks GCS or the network: it
+  prepares the builder from ``$KORANI_DATA_DIR`` with `prepare` on the first
+  `get_dataset`, `num_input_examples` or `list_shards`, and re-prepares it if
+  the source files changed. Construction reads no file.
+  """
+
+  def __init__(
+      self,
+      builder_name: str,
+      splits: Iterable[str] | Mapping[str, str],
+      *,
+      tfds_data_dir: str | os.PathLike | None = None,
+      caching_permitted: bool = True,
+  ):
+    """Constructor.
+
+    Args:
+      builder_name: a registered KORANI builder, e.g. 'kobest_boolq'.
+      splits: the split names to offer, or a mapping from each to a TFDS split
+        or slice, e.g. ``{"validation": "validation[:50%]"}``.
+      tfds_data_dir: where prepared datasets go; default ``$TFDS_DATA_DIR`` or
+        ``~/tensorflow_datasets``.
+      caching_permitted: whether seqio may cache this source.
+    """
+    self._builder_cls = tfds.builder_cls(builder_name)
+    self._split_map = (dict(splits) if isinstance(splits, Mapping)
+                       else {split: split for split in splits})
+    self._tfds_data_dir = tfds_data_dir
+    self._builder: tfds.core.DatasetBuilder | None = None
+    self._builder_lock = threading.Lock()
+    super().__init__(
+        splits=self._split_map, caching_permitted=caching_permitted)
+
+  @property
+  def supports_arbitrary_sharding(self) -> bool:
+    return False
+
+  @property
+  def builder(self) -> tfds.core.DatasetBuilder:
+    """The prepared builder (prepared now if this is the first use)."""
+    with self._builder_lock:
+      if self._builder is None:
+        self._builder = prepare(self._builder_cls, self._tfds_data_dir)
+      return self._builder
+
+  def _tfds_split(self, split: str) -> str:
+    if split not in self._split_map:
+      raise ValueError(
+          f"{self._builder_cls.name} has no split {split!r} here; "
+          f"splits: {list(self._split_map)}")
+    return self._split_map[split]
+
+  def get_dataset(
+      self,
+      split: str = tfds.Split.TRAIN,
+      shuffle: bool = True,
+      seed: int | None = None,
+      shard_info: seqio.ShardInfo | None = None,
+      *,
+      sequence_length: Mapping[str, int] | None = None,  # Unused
+      use_cached: bool = False,  # Unused
+      num_epochs: int | None = 1,  # Unused
+  ) -> tf.data.Dataset:
+    """The examples of `split`; the file order is fixed by `seed`.
+
+    `shard_info` may ask for at most `len(list_shards(split))` shards (one per
+    file; `seqio.Task` shards the examples itself when there are fewer).
+    """
+    tfds_split = self._tfds_split(split)
+    input_context = None
+    if shard_info:
+      input_context = tf.distribute.InputContext(
+          num_input_pipelines=shard_info.num_shards,
+          input_pipeline_id=shard_info.index)
+    read_config = tfds.ReadConfig(
+        shuffle_seed=seed, input_context=input_context, skip_prefetch=True)
+    return self.builder.as_dataset(
+        split=tfds_split, shuffle_files=shuffle, read_config=read_config)
+
+  def num_input_examples(self, split: str) -> int:
+    return self.builder.info.splits[self._tfds_split(split)].num_examples
+
+  def list_shards(self, split: str) -> Sequence[str]:
+    split_info = self.builder.info.splits[self._tfds_split(split)]
+    return [os.fspath(f.filename) for f in split_info.file_instructions]
+
+  def __repr__(self) -> str:
+    return (f"{type(self).__name__}({self._builder_cls.name!r}, "
+            f"splits={self._split_map}, tfds_data_dir={self._tfds_data_dir!r})")
