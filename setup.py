@@ -8,6 +8,8 @@ INSTALL_REQUIRES = [
     "tensorflow>=2.21,<2.22",
     "tensorflow-text>=2.21,<2.22",
     "tensorflow-datasets>=4.9.10",
+    # tfds 4.9.10 imports it without declaring it (tensorflow/datasets#11212).
+    "importlib_resources",
     "sentencepiece>=0.2",
     "jinja2>=3.1",
     "pyyaml>=6.0",

@@ -103,11 +103,12 @@ def train_vocabulary(texts: Iterable[str], vocab_size: int = 4000,
   if not texts:
     raise ValueError("no text to train a vocabulary on")
   settings = dict(vocab_size=vocab_size, model_type="unigram",
-                  character_coverage=0.9995, byte_fallback=True,
+                  character_coverage=0.995, byte_fallback=True,
                   pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
                   normalization_rule_name="nmt_nfkc", split_digits=True,
                   input_sentence_size=2_000_000, shuffle_input_sentence=False,
-                  max_sentence_length=16384, num_threads=1)
+                  max_sentence_length=16384, num_threads=1,
+                  minloglevel=2)
   digest = hashlib.sha256(repr(sorted(settings.items())).encode())
   for t in texts:
     digest.update(t.encode("utf-8"))

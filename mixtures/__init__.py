@@ -1,0 +1,10 @@
+"""SeqIO mixtures of KORANI (and, later, P3) tasks.
+
+Importing this package registers every mixture (and, through korani_tasks,
+every task)::
+
+    import mixtures
+    seqio.get_mixture_or_task("korani_kobest_train")
+"""
+
+from mixtures import kobest  # pylint: disable=unused-import

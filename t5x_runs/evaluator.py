@@ -34,23 +34,30 @@ from t5x_runs import results as results_lib
 from t5x_runs import trainer
 from t5x_runs.models import MT5, MT5Config
 
-_MIN_BUCKET = 16
+def bucket_length(length: int, cap: int, fine: bool = True) -> int:
+  """A padded length >= `length`, at most `cap`.
 
-
-def _bucket(length: int, cap: int) -> int:
-  """Smallest power of two >= length (at least 16), at most `cap`."""
-  size = _MIN_BUCKET
+  Fine buckets are powers of two and 1.5x powers of two (8, 12, 16, 24, 32,
+  48, ...): padding wastes at most a third of a batch. Coarse buckets are
+  powers of two. Either way a whole evaluation compiles only a few shapes.
+  """
+  size = 8
   while size < length:
-    size *= 2
+    if fine and size & (size - 1) == 0:
+      size = size * 3 // 2
+    else:
+      size = 1 << size.bit_length() if fine else size * 2
   return min(size, cap)
 
 
 class ChoiceScorer:
   """Scores (inputs, target) pairs: summed log-likelihood of the target.
 
-  Batches arrive padded to the longest example of the whole eval set; each
-  batch is cut to a power-of-two bucket of its own longest example, so short
-  tasks run short sequences and only a few shapes are compiled.
+  seqio pads every example of an evaluation to its longest one. The scorer
+  instead sorts a task's examples by length, so that each batch holds
+  examples of similar length, and cuts each batch to a bucketed length
+  (`bucket_length`). Scores are returned with seqio's example indices, so the
+  order of scoring does not matter.
   """
 
   def __init__(self, model: MT5, params: Any, mesh, batch_size: int,
@@ -72,42 +79,47 @@ class ChoiceScorer:
 
     self._score = jax.jit(score)
 
-  def _fit(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Cuts a batch to its length bucket and pads it to the batch size."""
-    fitted = {}
-    for prefix, cap in (("encoder", self.max_input_length),
-                        ("decoder", self.max_target_length)):
-      tokens = batch[f"{prefix}_input_tokens" if prefix == "encoder"
-                     else "decoder_target_tokens"]
-      lengths = (tokens > 0).sum(axis=1)
-      if prefix == "encoder":
-        self.num_truncated += int((lengths > cap).sum())
-      elif (lengths > cap).any():
-        raise errors.ConfigError(
-            f"an answer choice has {lengths.max()} tokens, more than "
-            f"max_target_length={cap}; raise evaluate.max_target_length")
-      width = _bucket(int(lengths.max()), cap)
-      for key, value in batch.items():
-        if key.startswith(prefix):
-          fitted[key] = value[:, :width]
-    rows = next(iter(fitted.values())).shape[0]
-    if rows < self.batch_size:
-      fitted = {k: np.pad(v, [(0, self.batch_size - rows), (0, 0)])
-                for k, v in fitted.items()}
-    return fitted
+  def _batches(self, features: Mapping[str, np.ndarray]):
+    """Yields (row numbers, batch cut to its bucket and padded to size)."""
+    input_lengths = (features["encoder_input_tokens"] > 0).sum(axis=1)
+    target_lengths = (features["decoder_target_tokens"] > 0).sum(axis=1)
+    if target_lengths.max(initial=0) > self.max_target_length:
+      raise errors.ConfigError(
+          f"an answer choice has {target_lengths.max()} tokens, more than "
+          f"max_target_length={self.max_target_length}; raise "
+          "evaluate.max_target_length")
+    self.num_truncated += int((input_lengths > self.max_input_length).sum())
+    order = np.lexsort((target_lengths, input_lengths))
+    for start in range(0, len(order), self.batch_size):
+      rows = order[start:start + self.batch_size]
+      widths = {
+          "encoder": bucket_length(int(input_lengths[rows].max()),
+                                   self.max_input_length),
+          "decoder": bucket_length(int(target_lengths[rows].max()),
+                                   self.max_target_length, fine=False)}
+      batch = {}
+      for key, value in features.items():
+        part = value[rows, :widths[key.split("_")[0]]]
+        batch[key] = np.pad(part, [(0, self.batch_size - len(rows)), (0, 0)])
+      yield rows, batch
 
   def __call__(self, dataset: tf.data.Dataset, bar: tqdm.tqdm | None = None
                ) -> list[tuple[int, float]]:
     """seqio score_fn: [(index, score)] for an enumerated model dataset."""
-    results = []
-    for indices, batch in tfds.as_numpy(dataset.batch(self.batch_size)):
-      rows = len(indices)
-      fitted = jax.device_put(self._fit(batch), self.batch_sharding)
-      scores = np.asarray(jax.device_get(self._score(self.params, fitted)))
-      results.extend(zip(indices.tolist(), scores[:rows].tolist()))
+    chunks = list(tfds.as_numpy(dataset.batch(4096)))
+    if not chunks:
+      return []
+    indices = np.concatenate([index for index, _ in chunks])
+    features = {k: np.concatenate([f[k] for _, f in chunks])
+                for k in chunks[0][1]}
+    scores = np.zeros(len(indices), np.float64)
+    for rows, batch in self._batches(features):
+      batch = jax.device_put(batch, self.batch_sharding)
+      batch_scores = np.asarray(jax.device_get(self._score(self.params, batch)))
+      scores[rows] = batch_scores[:len(rows)]
       if bar is not None:
-        bar.update(rows)
-    return results
+        bar.update(len(rows))
+    return list(zip(indices.tolist(), scores.tolist()))
 
 
 def restore_params(model_dir: str, config: MT5Config, mesh,

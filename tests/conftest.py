@@ -10,16 +10,13 @@ import pathlib
 
 import pytest
 
+SENTINEG = "korani_kobest_sentineg_ko_review_sentiment"
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "data" / "raw"
 
 # Keep TF and JAX quiet and on the CPU in tests.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
-
-def pytest_configure(config):
-  config.addinivalue_line("markers", "slow: a slow test (still run in CI)")
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +37,36 @@ def kobest_dir(raw_data_dir) -> pathlib.Path:
   if not path.is_dir():
     pytest.skip(f"{path} not found")
   return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_caches(tmp_path_factory):
+  """Prepared TFDS data and trained vocabularies go to per-session tmp dirs."""
+  os.environ["TFDS_DATA_DIR"] = str(tmp_path_factory.mktemp("tfds"))
+  os.environ["KORANI_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def session_vocab(raw_data_dir) -> pathlib.Path:
+  """A 2000-piece SentencePiece model trained on korani_kobest_train text,
+  made the vocabulary of all tasks for the session."""
+  import mixtures  # pylint: disable=import-outside-toplevel,unused-import
+  from korani_tasks import text, vocab  # pylint: disable=import-outside-toplevel
+  path = text.trained_vocabulary("korani_kobest_train", vocab_size=2000)
+  vocab.use_vocabulary(path)
+  return pathlib.Path(path)
+
+
+@pytest.fixture(scope="session")
+def sentineg_run(session_vocab, tmp_path_factory):
+  """A tiny mT5 trained from scratch on KoBEST SentiNeg, one Korean template."""
+  from t5x_runs import trainer  # pylint: disable=import-outside-toplevel
+  from t5x_runs.models import mt5_config  # pylint: disable=import-outside-toplevel
+  model_dir = tmp_path_factory.mktemp("sentineg_run")
+  result = trainer.train(
+      model_dir=str(model_dir), mixture_or_task_name=SENTINEG,
+      task_feature_lengths={"inputs": 64, "targets": 4}, batch_size=32,
+      num_train_steps=300, model_config=mt5_config("tiny", vocab_size=None),
+      vocabulary=str(session_vocab), checkpoint_period=100, log_period=20,
+      progress=False)
+  return model_dir, result

@@ -1,0 +1,38 @@
+# Set-up and main commands. `make demo` and `make test` install first.
+#
+#   make install   create .venv and install the package, its test extras and
+#                  the promptsource templates (used by the P3 tasks)
+#   make demo      the main job: train a tiny mT5 on KoBEST, score held-out
+#                  tasks in Korean and English templates (gin/demo.gin)
+#   make test      the test suite (pytest)
+#
+# KORANI_DATA_DIR: the raw source files; defaults to ../shared/data/raw.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KORANI_DATA_DIR ?= $(abspath ../shared/data/raw)
+DEMO_OUTPUT ?= demo_output
+PYTEST_ARGS ?=
+
+export KORANI_DATA_DIR
+
+.PHONY: install demo test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install --no-deps --ignore-requires-python promptsource==0.2.3
+	touch $@
+
+demo: install
+	$(BIN)/korani demo --output $(DEMO_OUTPUT)
+
+test: install
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUTPUT) .pytest_cache

@@ -1,0 +1,109 @@
+"""The evaluator: scores, result files and the results table."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import seqio
+
+from conftest import SENTINEG
+from t5x_runs import evaluator
+from t5x_runs import losses
+from t5x_runs import results
+from t5x_runs import trainer
+from t5x_runs.models import MT5
+
+DOCUMENTED_FIELDS = {"task", "dataset", "template", "template_lang",
+                     "data_lang", "metric", "value", "num_examples"}
+
+
+@pytest.mark.slow
+def test_evaluate_writes_both_result_files(sentineg_run, tmp_path):
+  model_dir, _ = sentineg_run
+  mixture = "korani_kobest_sentineg_score_eval_both_langs"
+  if mixture not in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.add(mixture, [SENTINEG + "_score_eval",
+                                        SENTINEG.replace("_ko_", "_en_") + "_score_eval"],
+                              default_rate=1.0)
+  rows = evaluator.evaluate(model_dir=str(model_dir),
+                            mixture_or_task_name=mixture,
+                            output_dir=str(tmp_path), progress=False)
+  written = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+  assert len(written) == len(rows) == 4  # 2 tasks x 2 metrics
+  for row in written:
+    assert DOCUMENTED_FIELDS <= set(row)
+    assert row["dataset"] == "kobest_sentineg" and row["data_lang"] == "ko"
+    assert row["num_examples"] == 400 and row["checkpoint_step"] == 300
+    assert 0.0 <= row["value"] <= 100.0
+  assert {r["template_lang"] for r in written} == {"ko", "en"}
+  table = (tmp_path / "results.md").read_text(encoding="utf-8")
+  assert "| kobest_sentineg | sentiment | review_sentiment | 400 |" in table
+  assert "## Per cluster: average of dataset medians" in table
+  assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_sorted_bucketed_scores_equal_plain_scores(sentineg_run):
+  """The scorer's length sorting and cutting changes nothing but speed."""
+  model_dir, _ = sentineg_run
+  config = trainer.load_model_config(str(model_dir))
+  mesh = evaluator.partitioning.make_mesh(1)
+  params, _ = evaluator.restore_params(str(model_dir), config, mesh)
+  ev = seqio.Evaluator(
+      "korani_kobest_copa_ko_c1_or_c2_score_eval",
+      feature_converter=seqio.EncDecFeatureConverter(pack=False),
+      eval_split="validation")
+  model_ds = next(iter(ev.cached_model_datasets.values())).take(100)
+  scorer = evaluator.ChoiceScorer(MT5(config), params, mesh, batch_size=16,
+                                  max_input_length=1024, max_target_length=256)
+  got = dict(scorer(model_ds))
+  model = MT5(config)
+  for index, ex in model_ds.batch(100).as_numpy_iterator():
+    logits = model.apply({"params": params}, ex["encoder_input_tokens"],
+                         ex["decoder_input_tokens"], ex["decoder_target_tokens"])
+    want = losses.sequence_log_likelihood(
+        logits, jnp.asarray(ex["decoder_target_tokens"]),
+        jnp.asarray(ex["decoder_loss_weights"]))
+  np.testing.assert_allclose([got[i] for i in index.tolist()], np.asarray(want),
+                             rtol=1e-5, atol=1e-4)
+  assert scorer.num_truncated == 0
+
+
+def test_bucket_lengths():
+  assert [evaluator.bucket_length(n, 1024) for n in (1, 9, 13, 17, 33, 200, 900, 5000)] == [
+      8, 12, 16, 24, 48, 256, 1024, 1024]
+  assert [evaluator.bucket_length(n, 64, fine=False) for n in (1, 9, 17, 40, 99)] == [
+      8, 16, 32, 64, 64]
+
+
+def _row(dataset, cluster, template, lang, value, metric="accuracy"):
+  return results.ResultRow(
+      task=f"korani_{dataset}_{lang}_{template}_score_eval", dataset=dataset,
+      cluster=cluster, template=template, template_lang=lang, data_lang="ko",
+      metric=metric, value=value, num_examples=10, num_truncated=0,
+      split="validation", checkpoint_step=1)
+
+
+def test_summaries_follow_t0_median_over_templates():
+  rows = [_row("copa", "sentence_completion", t, "ko", v)
+          for t, v in (("a", 50.0), ("b", 70.0), ("c", 60.0))]
+  rows += [_row("hellaswag", "sentence_completion", t, "ko", v)
+           for t, v in (("a", 20.0), ("b", 40.0))]
+  rows += [_row("copa", "sentence_completion", "a", "ko", 99.0,
+                metric="length_normalized_accuracy")]
+  summary = results.dataset_summary(rows)
+  assert summary[("copa", "ko")] == {"median": 60.0, "mean": 60.0,
+                                     "num_templates": 3}
+  assert summary[("hellaswag", "ko")]["median"] == 30.0
+  assert results.cluster_summary(rows) == {("sentence_completion", "ko"): 45.0}
+  table = results.format_markdown(rows, "t")
+  assert "| copa | sentence_completion | 60.0 | 60.0 |" in table
+  assert "| sentence_completion | 45.0 |" in table
+
+
+def test_results_round_trip(tmp_path):
+  rows = [_row("copa", "sentence_completion", "a", "en", 51.5)]
+  results.write_results(rows, str(tmp_path))
+  assert results.read_results(str(tmp_path)) == rows
