@@ -252,37 +252,43 @@ class _TrainLoop:
     pending, tokens, real_tokens = [], 0, 0
     tick = time.perf_counter()
     iterator = self.batches.as_numpy_iterator()
-    for step in range(self.start_step + 1, self.num_train_steps + 1):
-      batch = next(iterator)
-      tokens += sum(batch[k].size for k in
-                    ("encoder_input_tokens", "decoder_target_tokens"))
-      real_tokens += int((batch["encoder_input_tokens"] > 0).sum()
-                         + batch["decoder_loss_weights"].sum())
-      batch = jax.device_put(batch, self.batch_sharding)
-      rng = jax.random.fold_in(self.base_rng, step)
-      params, opt_state, metrics = self.step_fn(params, opt_state, batch, rng)
-      pending.append(metrics)
-      bar.update(1)
-      logged = None
-      if step % self.log_period == 0 or step == self.num_train_steps:
-        summary = {k: float(np.mean([jax.device_get(m[k]) for m in pending]))
-                   for k in pending[0]}
-        elapsed = time.perf_counter() - tick
-        summary["tokens_per_second"] = tokens / elapsed
-        summary["real_tokens_per_second"] = real_tokens / elapsed
-        summary["steps_per_second"] = len(pending) / elapsed
-        self.writer.write_scalars(step, summary)
-        bar.set_postfix(loss=f"{summary['loss']:.3f}",
-                        tok_s=f"{summary['tokens_per_second']:.0f}")
-        if not self.progress:
-          logging.info("step %d/%d loss %.4f %.0f tokens/s", step,
-                       self.num_train_steps, summary["loss"],
-                       summary["tokens_per_second"])
-        logged = summary["loss"]
-        pending, tokens, real_tokens = [], 0, 0
-        tick = time.perf_counter()
-      yield step, params, opt_state, logged
-    bar.close()
+    try:
+      for step in range(self.start_step + 1, self.num_train_steps + 1):
+        batch = next(iterator)
+        tokens += sum(batch[k].size for k in
+                      ("encoder_input_tokens", "decoder_target_tokens"))
+        real_tokens += int((batch["encoder_input_tokens"] > 0).sum()
+                           + batch["decoder_loss_weights"].sum())
+        batch = jax.device_put(batch, self.batch_sharding)
+        rng = jax.random.fold_in(self.base_rng, step)
+        params, opt_state, metrics = self.step_fn(params, opt_state, batch,
+                                                  rng)
+        pending.append(metrics)
+        bar.update(1)
+        logged = None
+        if step % self.log_period == 0 or step == self.num_train_steps:
+          summary = {k: float(np.mean([jax.device_get(m[k]) for m in pending]))
+                     for k in pending[0]}
+          elapsed = time.perf_counter() - tick
+          summary["tokens_per_second"] = tokens / elapsed
+          summary["real_tokens_per_second"] = real_tokens / elapsed
+          summary["steps_per_second"] = len(pending) / elapsed
+          self.writer.write_scalars(step, summary)
+          bar.set_postfix(loss=f"{summary['loss']:.3f}",
+                          tok_s=f"{summary['tokens_per_second']:.0f}")
+          if not self.progress:
+            logging.info("step %d/%d loss %.4f %.0f tokens/s", step,
+                         self.num_train_steps, summary["loss"],
+                         summary["tokens_per_second"])
+          logged = summary["loss"]
+          pending, tokens, real_tokens = [], 0, 0
+          tick = time.perf_counter()
+        yield step, params, opt_state, logged
+    finally:
+      # Free the tf.data iterator (and its Python-function workers) now, not
+      # at interpreter exit, where TF can deadlock waiting for them.
+      del iterator
+      bar.close()
 
 
 def _check_same_model(model_dir: str, config: MT5Config) -> None:

@@ -1,5 +1,6 @@
 """Training: the loss falls, a seen task is learned, runs resume exactly."""
 
+import itertools
 import os
 import pathlib
 import signal
@@ -17,6 +18,20 @@ from t5x_runs import trainer
 from t5x_runs.models import mt5_config
 
 from conftest import SENTINEG
+
+
+def test_data_order_is_fixed_by_the_seed(session_vocab):
+  def batches(seed, start_step=0, count=3):
+    ds = trainer.train_batches(SENTINEG, {"inputs": 64, "targets": 4}, 8,
+                               seed=seed, start_step=start_step)
+    return [b["encoder_input_tokens"]
+            for b in itertools.islice(ds.as_numpy_iterator(), count)]
+
+  first, again, other = batches(0), batches(0), batches(1)
+  assert all(np.array_equal(x, y) for x, y in zip(first, again))
+  assert not all(np.array_equal(x, y) for x, y in zip(first, other))
+  # A run resumed at step 2 continues with the third batch.
+  assert np.array_equal(batches(0, start_step=2, count=1)[0], first[2])
 
 
 @pytest.mark.slow

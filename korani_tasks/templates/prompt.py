@@ -21,6 +21,7 @@ correct choice is the one equal to the rendered target.
 """
 
 import dataclasses
+import functools
 from typing import Any, Mapping, Sequence
 
 import jinja2
@@ -35,6 +36,12 @@ CHOICE_SEPARATOR = "|||"
 # so that a misspelled field is an error instead of an empty string.
 _ENV = jinja2.sandbox.ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _compile(source: str) -> jinja2.Template:
+  """Compiles jinja2 source once; rendering a dataset reuses it."""
+  return _ENV.from_string(source)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +86,7 @@ class PromptTemplate:
       if source is None:
         continue
       try:
-        _ENV.parse(source)
+        _compile(source)
       except jinja2.TemplateSyntaxError as e:
         raise errors.ConfigError(
             f"template {self.name}: {name} is not valid jinja2 "
@@ -91,7 +98,7 @@ class PromptTemplate:
 
   def _render(self, source: str, context: Mapping[str, Any], what: str) -> str:
     try:
-      return _ENV.from_string(source).render(**context).strip()
+      return _compile(source).render(**context).strip()
     except jinja2.UndefinedError as e:
       raise errors.ConfigError(
           f"template {self.name}: {what} uses an undefined name ({e.message}); "
