@@ -14,6 +14,7 @@ from typing import Sequence
 
 from korani_tasks import errors
 from korani_tasks import paths
+from korani_tasks.readers import kobest
 from t5x_runs import entrypoint
 
 DEMO_GIN = "demo.gin"
@@ -22,10 +23,10 @@ DEMO_GIN = "demo.gin"
 def _check_data() -> None:
   """Fails early, with what to do, when the KoBEST files are not there."""
   data_dir = paths.data_dir()
-  missing = [f"kobest/{name}/{split}.tsv"
-             for name in ("BoolQ", "COPA", "HellaSwag", "SentiNeg", "WiC")
-             for split in ("train", "dev")
-             if not (data_dir / "kobest" / name / f"{split}.tsv").is_file()]
+  missing = [str(path.relative_to(data_dir))
+             for dataset in kobest.KOBEST_DATASETS.values()
+             for split in ("train", "validation")
+             if not (path := dataset.path(data_dir, split)).is_file()]
   if missing:
     raise errors.MissingDataError(
         f"{paths.DATA_DIR_ENV}={data_dir} lacks {', '.join(missing)}.\n"

@@ -19,6 +19,7 @@ import os
 import pathlib
 from typing import Any
 
+from korani_tasks import catalog
 from korani_tasks.errors import DataFormatError
 from korani_tasks.readers import tsv
 
@@ -179,16 +180,19 @@ class KobestDataset:
     name: the KORANI dataset key, e.g. 'kobest_boolq'.
     folder: the folder of its files, relative to ``$KORANI_DATA_DIR``.
     reader: reads one split file into ``(key, record)`` pairs.
-    label_names: the meaning of each ``label`` value, by value.
     split_files: the file name of each split, by split name.
   """
 
   name: str
   folder: str
   reader: Reader
-  label_names: tuple[str, ...]
   split_files: Mapping[str, str] = dataclasses.field(
       default_factory=lambda: dict(SPLIT_FILES))
+
+  @property
+  def label_names(self) -> tuple[str, ...]:
+    """The meaning of each ``label`` value, by value (from the catalog)."""
+    return catalog.get(self.name).labels
 
   def path(self, data_dir: os.PathLike | str, split: str) -> pathlib.Path:
     """The file of `split`, e.g. ``<data_dir>/kobest/BoolQ/dev.tsv``."""
@@ -197,16 +201,12 @@ class KobestDataset:
 
 KOBEST_DATASETS: Mapping[str, KobestDataset] = {
     d.name: d for d in (
-        KobestDataset("kobest_boolq", "kobest/BoolQ", read_kobest_boolq,
-                      ("False", "True")),
-        KobestDataset("kobest_copa", "kobest/COPA", read_kobest_copa,
-                      ("alternative_1", "alternative_2")),
+        KobestDataset("kobest_boolq", "kobest/BoolQ", read_kobest_boolq),
+        KobestDataset("kobest_copa", "kobest/COPA", read_kobest_copa),
         KobestDataset("kobest_hellaswag", "kobest/HellaSwag",
-                      read_kobest_hellaswag,
-                      ("ending_1", "ending_2", "ending_3", "ending_4")),
+                      read_kobest_hellaswag),
         KobestDataset("kobest_sentineg", "kobest/SentiNeg",
-                      read_kobest_sentineg, ("negative", "positive")),
-        KobestDataset("kobest_wic", "kobest/WiC", read_kobest_wic,
-                      ("False", "True")),
+                      read_kobest_sentineg),
+        KobestDataset("kobest_wic", "kobest/WiC", read_kobest_wic),
     )
 }
