@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Mapping
+from typing import Mapping
 
 import flax.linen as nn
 import gin
