@@ -1,8 +1,10 @@
 """The dataset catalog (catalog.yaml): what each KORANI dataset is.
 
     >>> info = catalog.get("kobest_copa")
-    >>> info.cluster, info.kind, info.labels
-    ('sentence_completion', 'nlu', ('alternative_1', 'alternative_2'))
+    >>> info.cluster, info.kind, info.source, info.labels
+    ('sentence_completion', 'nlu', 'raw', ('alternative_1', 'alternative_2'))
+    >>> info.files[0].path, info.files[0].url
+    ('kobest/COPA/train.tsv', 'https://github.com/SKT-LSL/.../COPA/train.tsv')
 """
 
 import dataclasses
@@ -17,6 +19,24 @@ from korani_tasks import errors
 
 CATALOG_PATH = pathlib.Path(__file__).with_name("catalog.yaml")
 KINDS = ("nlu", "nlg")
+SOURCES = ("raw", "release")
+SPLITS = ("train", "validation", "test")
+CLUSTERS = (
+    "sentiment", "hate_speech", "topic_classification", "intent",
+    "paraphrase_identification", "nli", "paraphrasing", "wsd",
+    "sentence_completion", "structure_to_text", "summarization",
+    "extractive_qa", "multiple_choice_qa", "dialogue", "translation",
+    "coreference", "closed_book_qa",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceFile:
+  """One canonical source file: where it goes and where it comes from."""
+  path: str  # relative to $KORANI_DATA_DIR
+  url: str
+  sha256: str | None = None  # of the published file, where checked
+  size: int | None = None  # bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +47,42 @@ class DatasetInfo:
   kind: str
   license: str
   homepage: str
+  source: str
   splits: tuple[str, ...]
+  key_verified: bool = True
   labels: tuple[str, ...] = ()
-  builder: str | None = None
+  files: tuple[SourceFile, ...] = ()
+  note: str = ""
   language: str = "ko"
+
+
+def _parse_entry(path: pathlib.Path, key: str, entry) -> DatasetInfo:
+  if not isinstance(entry, dict):
+    raise errors.ConfigError(f"{path}: {key}: expected a mapping")
+  fields = {f.name for f in dataclasses.fields(DatasetInfo)} - {"key"}
+  unknown = set(entry) - fields
+  if unknown:
+    raise errors.ConfigError(f"{path}: {key}: unknown fields {sorted(unknown)}")
+  values = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
+  try:
+    values["files"] = tuple(SourceFile(**f) for f in values.get("files", ()))
+    info = DatasetInfo(key=key, **values)
+  except TypeError as e:
+    raise errors.ConfigError(f"{path}: {key}: {e}") from e
+  for field, allowed in (("kind", KINDS), ("source", SOURCES),
+                         ("cluster", CLUSTERS)):
+    if getattr(info, field) not in allowed:
+      raise errors.ConfigError(
+          f"{path}: {key}: {field} {getattr(info, field)!r} is not one of "
+          f"{allowed}")
+  bad_splits = [s for s in info.splits if s not in SPLITS]
+  if bad_splits or not info.splits:
+    raise errors.ConfigError(
+        f"{path}: {key}: splits {list(info.splits)} must be a non-empty subset "
+        f"of {SPLITS}")
+  if info.source == "raw" and not info.files:
+    raise errors.ConfigError(f"{path}: {key}: a raw source needs 'files'")
+  return info
 
 
 @functools.cache
@@ -40,22 +92,8 @@ def load(path: pathlib.Path = CATALOG_PATH) -> Mapping[str, DatasetInfo]:
   entries = (doc or {}).get("datasets")
   if not isinstance(entries, dict) or not entries:
     raise errors.ConfigError(f"{path}: expected a non-empty 'datasets' mapping")
-  fields = {f.name for f in dataclasses.fields(DatasetInfo)} - {"key"}
-  result = {}
-  for key, entry in entries.items():
-    unknown = set(entry) - fields
-    if unknown:
-      raise errors.ConfigError(f"{path}: {key}: unknown fields {sorted(unknown)}")
-    try:
-      info = DatasetInfo(key=key, **{
-          k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
-    except TypeError as e:
-      raise errors.ConfigError(f"{path}: {key}: {e}") from e
-    if info.kind not in KINDS:
-      raise errors.ConfigError(
-          f"{path}: {key}: kind {info.kind!r} is not one of {KINDS}")
-    result[key] = info
-  return types.MappingProxyType(result)
+  return types.MappingProxyType(
+      {key: _parse_entry(path, key, entry) for key, entry in entries.items()})
 
 
 def get(key: str) -> DatasetInfo:

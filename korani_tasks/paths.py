@@ -4,7 +4,8 @@ The raw data folder (the canonical files, as their publishers release them) is
 given by the environment variable ``KORANI_DATA_DIR``; its layout is
 
     $KORANI_DATA_DIR/kobest/BoolQ/{train,dev,test}.tsv
-    $KORANI_DATA_DIR/kobest/COPA/...
+    $KORANI_DATA_DIR/beep/labeled/{train,dev}.tsv
+    ...                       (each file's path is in catalog.yaml)
 
 Prepared TFDS datasets go where TFDS puts them (``TFDS_DATA_DIR``, default
 ``~/tensorflow_datasets``); other caches (trained SentencePiece models) go to
@@ -22,8 +23,9 @@ CACHE_DIR_ENV = "KORANI_CACHE_DIR"
 MISSING_DATA_HELP = (
     "Set {env} to the folder that holds the raw KORANI source files, e.g.\n"
     "    export {env}=/path/to/shared/data/raw\n"
-    "It must contain kobest/BoolQ/train.tsv and the other KoBEST files as "
-    "released at https://github.com/SKT-LSL/KoBEST_datarepo (v1.0)."
+    "laid out as korani_tasks/catalog.yaml lists them (e.g. "
+    "kobest/BoolQ/train.tsv); `korani data download NAME` fetches public "
+    "ones and `korani data list` shows what is there."
 )
 
 

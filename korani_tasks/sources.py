@@ -17,7 +17,7 @@ A builder used here must provide, besides the TFDS interface,
 ``source_checksums(manual_dir)`` (classmethod: sha256 of each current source
 file; raises MissingDataError for a missing one) and
 ``prepared_source_checksums()`` (those recorded in its prepared copy), as
-`korani_tasks.tfds_builders.kobest.KobestBuilder` does.
+`korani_tasks.tfds_builders.raw.RawSourceBuilder` does.
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -32,9 +32,10 @@ import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from korani_tasks import errors
 from korani_tasks import paths
 # Importing the builders registers them with TFDS (see tfds.builder_cls).
-from korani_tasks.tfds_builders import kobest as _  # noqa: F401
+from korani_tasks.tfds_builders import raw as _  # noqa: F401
 
 _log = logging.getLogger(__name__)
 
@@ -154,11 +155,29 @@ class KoraniTfdsSource(seqio.DataSource):
       return self._builder
 
   def _tfds_split(self, split: str) -> str:
+    """The TFDS split of `split`, which must have been prepared.
+
+    Raises:
+      ValueError: this source does not offer `split`.
+      MissingDataError: the split's source files were absent when the builder
+        was prepared; the message names them.
+    """
     if split not in self._split_map:
       raise ValueError(
           f"{self._builder_cls.name} has no split {split!r} here; "
           f"splits: {list(self._split_map)}")
-    return self._split_map[split]
+    tfds_split = self._split_map[split]
+    base_split = tfds_split.split("[")[0]
+    if base_split not in self.builder.info.splits:
+      raw = getattr(self._builder_cls, "RAW", None)
+      files = (", ".join(map(str, raw.paths(paths.data_dir(), base_split)))
+               if raw else "its files")
+      raise errors.MissingDataError(
+          f"{self._builder_cls.name}: split {base_split!r} is not available: "
+          f"it needs {files}, which were not in {paths.DATA_DIR_ENV} when the "
+          "dataset was prepared.\n"
+          + paths.MISSING_DATA_HELP.format(env=paths.DATA_DIR_ENV))
+    return tfds_split
 
   def get_dataset(
       self,

@@ -11,15 +11,17 @@ cross-lingual template. Registration reads the catalog and the template files
 only; data files are read when a task's dataset is first requested.
 """
 
+from collections.abc import Callable
 import dataclasses
 import functools
-from typing import Mapping
+from typing import Any, Mapping
 
 import seqio
 
 from korani_tasks import catalog
 from korani_tasks import metrics
 from korani_tasks import preprocessors
+from korani_tasks import readers
 from korani_tasks import sources
 from korani_tasks import templates
 from korani_tasks import vocab
@@ -40,17 +42,18 @@ class TaskInfo:
   name: str
   dataset: str
   cluster: str
-  template: templates.PromptTemplate
+  template: templates.PromptTemplate | None  # None: rendered in the source
   data_lang: str
   kind: str  # TRAIN or SCORE_EVAL
+  source: str = "raw"  # "raw" or "release" (see catalog.yaml)
 
   @property
   def template_id(self) -> str:
-    return self.template.template_id
+    return self.template.template_id if self.template else self.source
 
   @property
   def template_lang(self) -> str:
-    return self.template.lang
+    return self.template.lang if self.template else self.data_lang
 
 
 _TASK_INFO: dict[str, TaskInfo] = {}
@@ -74,9 +77,18 @@ def all_task_infos() -> Mapping[str, TaskInfo]:
   return dict(_TASK_INFO)
 
 
-def _register(info: TaskInfo, source: seqio.DataSource) -> None:
-  render = functools.partial(preprocessors.apply_prompt_template,
-                             template=info.template)
+def register_task(info: TaskInfo, source: seqio.DataSource,
+                  render: Callable[..., Any]) -> None:
+  """Registers one task with seqio and records its TaskInfo.
+
+  Args:
+    info: what the task is; ``info.kind`` picks the remaining preprocessors
+      and, for SCORE_EVAL, the rank-classification metrics.
+    source: the task's data source.
+    render: the preprocessor that turns source records into ``inputs``,
+      ``targets``, ``answer_choices`` and ``answer_index`` (see
+      `preprocessors.apply_prompt_template`).
+  """
   if info.kind == TRAIN:
     preprocessor_list = [render, preprocessors.select_inputs_targets]
     extra = {}
@@ -98,8 +110,9 @@ def _register(info: TaskInfo, source: seqio.DataSource) -> None:
 
 
 def register_dataset(dataset: catalog.DatasetInfo) -> list[str]:
-  """Registers the train and score-eval tasks of one dataset; returns names."""
-  source = sources.KoraniTfdsSource(dataset.builder, splits=dataset.splits)
+  """Registers the train and score-eval tasks of one raw dataset; returns names."""
+  source = sources.KoraniTfdsSource(
+      dataset.key, splits=readers.RAW_DATASETS[dataset.key].splits)
   names = []
   for lang, lang_templates in templates.load_templates(dataset.key).items():
     for template in lang_templates:
@@ -109,16 +122,17 @@ def register_dataset(dataset: catalog.DatasetInfo) -> list[str]:
             name=task_name(dataset.key, lang, template.template_id, kind),
             dataset=dataset.key, cluster=dataset.cluster, template=template,
             data_lang=dataset.language, kind=kind)
-        _register(info, source)
+        register_task(info, source, functools.partial(
+            preprocessors.apply_prompt_template, template=template))
         names.append(info.name)
   return names
 
 
 def register_all() -> None:
-  """Registers tasks for every catalog dataset with a builder and templates."""
+  """Registers tasks for every raw dataset that has a template file."""
   with_templates = set(templates.available_datasets())
   for dataset in catalog.load().values():
-    if dataset.builder and dataset.key in with_templates:
+    if dataset.key in readers.RAW_DATASETS and dataset.key in with_templates:
       register_dataset(dataset)
 
 

@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 from korani_tasks import sources
 from korani_tasks.errors import MissingDataError
 from korani_tasks.readers import kobest
-from korani_tasks.tfds_builders import kobest as kobest_builders
+from korani_tasks.tfds_builders import raw as raw_builders
 
 NAMES = sorted(kobest.KOBEST_DATASETS)
 SPLITS = ("train", "validation", "test")
@@ -122,12 +122,22 @@ def test_missing_file_is_named(monkeypatch, tmp_path):
     (copa / name).write_text("ID\tsentence\tquestion\t1\t2\tAnswer\n"
                              "1\t전제\t원인\t가\t나\t1\n", encoding="utf-8")
   monkeypatch.setenv("KORANI_DATA_DIR", str(tmp_path / "raw"))
+  source = sources.KoraniTfdsSource("kobest_copa", ["train", "test"],
+                                    tfds_data_dir=tmp_path / "tfds")
+  assert source.num_input_examples("train") == 1  # Present splits work.
+  with pytest.raises(MissingDataError) as e:
+    source.num_input_examples("test")
+  assert str(copa / "test.tsv") in str(e.value)
+  assert "KORANI_DATA_DIR" in str(e.value)
+
+
+def test_no_source_file_at_all_is_an_error(monkeypatch, tmp_path):
+  (tmp_path / "raw").mkdir()
+  monkeypatch.setenv("KORANI_DATA_DIR", str(tmp_path / "raw"))
   source = sources.KoraniTfdsSource("kobest_copa", ["train"],
                                     tfds_data_dir=tmp_path / "tfds")
-  with pytest.raises(MissingDataError) as e:
+  with pytest.raises(MissingDataError, match="kobest/COPA/train.tsv"):
     source.num_input_examples("train")
-  assert f"{copa / 'test.tsv'} is missing" in str(e.value)
-  assert "KORANI_DATA_DIR" in str(e.value)
 
 
 def test_changed_source_file_is_prepared_again(
@@ -157,7 +167,7 @@ def test_changed_source_file_is_prepared_again(
          source.get_dataset("validation", shuffle=False).as_numpy_iterator()}
   assert 9001 in ids
   assert source.builder.prepared_source_checksums() == (
-      kobest_builders.KobestSentineg.source_checksums(raw))
+      tfds.builder_cls("kobest_sentineg").source_checksums(raw))
   leftovers = [p.name for p in (tfds_dir / "kobest_sentineg").iterdir()
                if p.name.startswith("incomplete")]
   assert leftovers == []
@@ -165,4 +175,4 @@ def test_changed_source_file_is_prepared_again(
 
 def test_builders_are_registered():
   for name in NAMES:
-    assert issubclass(tfds.builder_cls(name), kobest_builders.KobestBuilder)
+    assert issubclass(tfds.builder_cls(name), raw_builders.RawSourceBuilder)

@@ -19,8 +19,11 @@ import os
 import pathlib
 from typing import Any
 
+import tensorflow as tf
+
 from korani_tasks import catalog
 from korani_tasks.errors import DataFormatError
+from korani_tasks.readers import base
 from korani_tasks.readers import tsv
 
 Record = dict[str, Any]
@@ -210,3 +213,39 @@ KOBEST_DATASETS: Mapping[str, KobestDataset] = {
         KobestDataset("kobest_wic", "kobest/WiC", read_kobest_wic),
     )
 }
+
+
+_FEATURES = {
+    "kobest_boolq": {
+        "idx": tf.int32, "paragraph": tf.string, "question": tf.string},
+    "kobest_copa": {
+        "idx": tf.int32, "premise": tf.string, "question": tf.string,
+        "alternative_1": tf.string, "alternative_2": tf.string},
+    "kobest_hellaswag": {
+        "idx": tf.int32, "context": tf.string,
+        **{f"ending_{i}": tf.string for i in range(1, 5)}},
+    "kobest_sentineg": {
+        "idx": tf.int32, "sentence": tf.string,
+        "original_sentence": tf.string, "original_label": tf.int32,
+        "negation_category": tf.int32},
+    "kobest_wic": {
+        "idx": tf.int32, "word": tf.string, "context_1": tf.string,
+        "context_2": tf.string},
+}
+
+
+def _raw_dataset(dataset: KobestDataset) -> base.RawDataset:
+  def read(split, split_paths):
+    del split  # One file per split.
+    yield from dataset.reader(split_paths[0])
+  return base.RawDataset(
+      name=dataset.name,
+      split_files={split: (f"{dataset.folder}/{name}",)
+                   for split, name in dataset.split_files.items()},
+      read=read,
+      features={**_FEATURES[dataset.name],
+                "label": base.label_feature(dataset.name)})
+
+
+for _dataset in KOBEST_DATASETS.values():
+  base.register(_raw_dataset(_dataset))
