@@ -4,7 +4,8 @@ Importing this package registers every mixture (and, through korani_tasks,
 every task)::
 
     import mixtures
-    seqio.get_mixture_or_task("korani_kobest_train")
+    seqio.get_mixture_or_task("korani_train_t0")
 """
 
+from mixtures import korani  # pylint: disable=unused-import
 from mixtures import kobest  # pylint: disable=unused-import

@@ -66,7 +66,7 @@ def test_kobest_mixtures_split_by_cluster():
   assert langs("korani_kobest_heldout_score_eval") == {"ko", "en"}
   assert not held_out & datasets("korani_kobest_train")
   for t in seqio.get_mixture_or_task("korani_kobest_heldout_score_eval").tasks:
-    assert tasks.task_info(t.name).cluster in kobest_mixtures.HELD_OUT_CLUSTERS
+    assert tasks.task_info(t.name).cluster in kobest_mixtures.SETTING.held_out_clusters
     assert t.name.endswith("_score_eval")
 
 
