@@ -74,31 +74,6 @@ def read_beep(path: os.PathLike | str) -> Iterator[tuple[str, Record]]:
 # --- Headerless line files. ---
 
 
-def data_lines(path: os.PathLike | str) -> Iterator[tuple[int, str]]:
-  """Yields ``(line number, text)`` of each line of a headerless text file.
-
-  As `tsv.read_tsv`: UTF-8 (a BOM and CR before LF removed), blank lines only
-  at the end, at least one data line.
-
-  Raises:
-    DataFormatError: not UTF-8, a blank line in the middle, or no data.
-  """
-  count = 0
-  first_blank = None
-  lines = tsv._decoded_lines(path)  # pylint: disable=protected-access
-  for number, text in lines:
-    if not text:
-      first_blank = first_blank or number
-      continue
-    if first_blank:
-      raise DataFormatError(
-          path, first_blank, "blank line in the middle of the data")
-    count += 1
-    yield number, text
-  if not count:
-    raise DataFormatError(path, 1, "empty file: expected data lines")
-
-
 # --- Curse Detection. ---
 
 CURSE_FILE = "curse_detection/data.txt"
@@ -118,7 +93,7 @@ def read_curse_detection(
     DataFormatError: a line without ``|``, an empty text or a label other
       than 0/1.
   """
-  for line, text in data_lines(path):
+  for line, text in tsv.read_lines(path):
     body, bar, label = text.rpartition("|")
     if not bar:
       raise DataFormatError(path, line, "expected 'text|label', found no '|'")

@@ -29,9 +29,8 @@ import tensorflow as tf
 
 from korani_tasks.errors import DataFormatError
 from korani_tasks.readers import base
-from korani_tasks.readers import hate_speech
-from korani_tasks.readers import splits
 from korani_tasks.readers import tsv
+from korani_tasks.readers import splits
 
 Record = dict[str, Any]
 # (path, line, record or None for a skipped row)
@@ -88,7 +87,7 @@ def read_naver_shopping(
   Raises:
     DataFormatError: a line without a TAB, or a rating other than 1, 2, 4, 5.
   """
-  for line, text in hate_speech.data_lines(path):
+  for line, text in tsv.read_lines(path):
     rating, tab, review = text.partition("\t")
     if not tab:
       raise DataFormatError(

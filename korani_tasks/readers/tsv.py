@@ -98,6 +98,31 @@ def read_tsv(
     raise DataFormatError(path, 1, "header but no data rows")
 
 
+def read_lines(path: os.PathLike | str) -> Iterator[tuple[int, str]]:
+  """Yields ``(line number, text)`` of each line of a headerless text file.
+
+  As `read_tsv`: UTF-8 (a BOM and CR before LF removed), blank lines only
+  at the end, at least one data line.
+
+  Raises:
+    DataFormatError: not UTF-8, a blank line in the middle, or no data.
+  """
+  count = 0
+  first_blank = None
+  lines = _decoded_lines(path)
+  for number, text in lines:
+    if not text:
+      first_blank = first_blank or number
+      continue
+    if first_blank:
+      raise DataFormatError(
+          path, first_blank, "blank line in the middle of the data")
+    count += 1
+    yield number, text
+  if not count:
+    raise DataFormatError(path, 1, "empty file: expected data lines")
+
+
 def parse_bool(
     value: str, path: os.PathLike | str, line: int, column: str) -> bool:
   """Parses 'true'/'false' in any case, ignoring surrounding whitespace.
