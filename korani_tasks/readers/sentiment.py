@@ -29,8 +29,8 @@ import tensorflow as tf
 
 from korani_tasks.errors import DataFormatError
 from korani_tasks.readers import base
-from korani_tasks.readers import tsv
 from korani_tasks.readers import splits
+from korani_tasks.readers import tsv
 
 Record = dict[str, Any]
 # (path, line, record or None for a skipped row)
