@@ -9,15 +9,23 @@ import time, where the data may be absent)::
     ds = source.get_dataset("validation", shuffle=False)
     # {"idx": 1, "premise": b"...", "question": b"...", ..., "label": 1}
 
+A builder with configs is named ``<builder>/<config>``, e.g. the KORANI
+release (`korani_tasks.tfds_builders.release`)::
+
+    source = KoraniTfdsSource("korani_release/aihub_minwon", ["train"])
+
 `prepare` writes the dataset to the TFDS data dir (``tfds_data_dir``, else
 ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``) and prepares it again when
 the source files' sha256 differ from those recorded at preparation.
 
 A builder used here must provide, besides the TFDS interface,
-``source_checksums(manual_dir)`` (classmethod: sha256 of each current source
-file; raises MissingDataError for a missing one) and
+``source_checksums(manual_dir)`` (sha256 of each current source file, called on
+the builder instance; raises MissingDataError for a missing one) and
 ``prepared_source_checksums()`` (those recorded in its prepared copy), as
-`korani_tasks.tfds_builders.raw.RawSourceBuilder` does.
+`korani_tasks.tfds_builders.raw.RawSourceBuilder` does. It may provide
+``default_manual_dir()`` (classmethod: the folder its files are read from;
+default ``$KORANI_DATA_DIR``) and ``missing_split_message(split)`` (why a split
+is absent from the prepared copy).
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,7 +43,8 @@ import tensorflow_datasets as tfds
 from korani_tasks import errors
 from korani_tasks import paths
 # Importing the builders registers them with TFDS (see tfds.builder_cls).
-from korani_tasks.tfds_builders import raw as _  # noqa: F401
+from korani_tasks.tfds_builders import raw as _raw  # noqa: F401
+from korani_tasks.tfds_builders import release as _release  # noqa: F401
 
 _log = logging.getLogger(__name__)
 
@@ -52,67 +61,94 @@ def _file_lock(path: pathlib.Path) -> Iterator[None]:
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def manual_dir_of(builder_cls: type[tfds.core.DatasetBuilder]) -> pathlib.Path:
+  """The folder a KORANI builder reads its source files from.
+
+  ``builder_cls.default_manual_dir()`` where the builder defines it (the KORANI
+  release: `paths.release_dir`), else ``$KORANI_DATA_DIR``.
+
+  Raises:
+    MissingDataError: the folder is not set or does not exist.
+  """
+  default = getattr(builder_cls, "default_manual_dir", None)
+  return default() if default else paths.data_dir()
+
+
+def _full_name(builder: tfds.core.DatasetBuilder) -> str:
+  config = builder.builder_config
+  return f"{builder.name}/{config.name}" if config else builder.name
+
+
 def prepare(
     builder_cls: type[tfds.core.DatasetBuilder],
     tfds_data_dir: str | os.PathLike | None = None,
+    config: str | None = None,
 ) -> tfds.core.DatasetBuilder:
-  """Prepares a KORANI builder from ``$KORANI_DATA_DIR`` unless it is current.
+  """Prepares a KORANI builder from its source files unless it is current.
 
   The prepared copy is current if it exists and was made from source files with
   the same sha256 as now. Otherwise it is (re)written under an exclusive lock
-  file ``<tfds_data_dir>/<name>/.<version>.lock``, so that concurrent processes
-  prepare it once; TFDS writes into a temporary folder and renames it when
-  complete, so a failure leaves no partial dataset. Re-preparing deletes the
-  stale copy first, so a process still reading that copy fails.
+  file ``<tfds_data_dir>/<name>[/<config>]/.<version>.lock``, so that
+  concurrent processes prepare it once; TFDS writes into a temporary folder and
+  renames it when complete, so a failure leaves no partial dataset.
+  Re-preparing deletes the stale copy first, so a process still reading that
+  copy fails.
 
   Args:
     builder_cls: a registered KORANI builder class (see the module docstring).
     tfds_data_dir: where prepared datasets go; default ``$TFDS_DATA_DIR`` or
       ``~/tensorflow_datasets``. Must be a local folder.
+    config: the builder config's name, for a builder with configs.
 
   Returns:
     A builder for the current prepared copy, ready for `as_dataset`.
 
   Raises:
-    MissingDataError: ``$KORANI_DATA_DIR`` is unset or lacks a source file.
+    MissingDataError: the manual dir (`manual_dir_of`, e.g.
+      ``$KORANI_DATA_DIR``) is unset or lacks a source file.
   """
-  manual_dir = paths.data_dir()
-  checksums = builder_cls.source_checksums(manual_dir)
+  manual_dir = manual_dir_of(builder_cls)
   data_dir = os.fspath(
       tfds_data_dir or tfds.core.constants.get_default_data_dir())
-  builder = builder_cls(data_dir=data_dir)
+  new_builder = lambda: builder_cls(data_dir=data_dir, config=config)
+  builder = new_builder()
+  checksums = builder.source_checksums(manual_dir)
   if builder.is_prepared() and builder.prepared_source_checksums() == checksums:
     return builder
 
-  lock = pathlib.Path(data_dir, builder.name, f".{builder.version}.lock")
+  # <data_dir>/<name>[/<config>]/<version> is the prepared copy.
+  lock = pathlib.Path(builder.data_dir).parent / f".{builder.version}.lock"
   with _file_lock(lock):
-    builder = builder_cls(data_dir=data_dir)  # It may be ready by now.
+    builder = new_builder()  # It may be ready by now.
     if not builder.is_prepared():
       mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-      _log.info("Preparing %s in %s from %s", builder.name, builder.data_dir,
-                manual_dir)
+      _log.info("Preparing %s in %s from %s", _full_name(builder),
+                builder.data_dir, manual_dir)
     elif (recorded := builder.prepared_source_checksums()) != checksums:
       mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS  # Overwrites.
       changed = sorted(name for name in checksums.keys() | recorded.keys()
                        if checksums.get(name) != recorded.get(name))
       _log.warning(
           "Preparing %s in %s again: its source files changed since it was "
-          "prepared (%s)", builder.name, builder.data_dir, ", ".join(changed))
+          "prepared (%s)", _full_name(builder), builder.data_dir,
+          ", ".join(changed))
     else:
       return builder
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(
             manual_dir=manual_dir, download_mode=mode, try_download_gcs=False))
-  return builder_cls(data_dir=data_dir)
+  return new_builder()
 
 
 class KoraniTfdsSource(seqio.DataSource):
   """Examples of a KORANI TFDS builder, prepared from local files on first use.
 
   Unlike `seqio.TfdsDataSource` this never asks GCS or the network: it
-  prepares the builder from ``$KORANI_DATA_DIR`` with `prepare` on the first
-  `get_dataset`, `num_input_examples` or `list_shards`, and re-prepares it if
-  the source files changed. Construction reads no file.
+  prepares the builder from its manual dir (`manual_dir_of`: the KORANI
+  release folder for ``korani_release/<key>``, else ``$KORANI_DATA_DIR``) with
+  `prepare` on the first `get_dataset`, `num_input_examples` or
+  `list_shards`, and re-prepares it if the source files changed. Construction
+  reads no file.
   """
 
   def __init__(
@@ -126,14 +162,24 @@ class KoraniTfdsSource(seqio.DataSource):
     """Constructor.
 
     Args:
-      builder_name: a registered KORANI builder, e.g. 'kobest_boolq'.
+      builder_name: a registered KORANI builder, e.g. 'kobest_boolq', or
+        ``<builder>/<config>``, e.g. 'korani_release/aihub_minwon'.
       splits: the split names to offer, or a mapping from each to a TFDS split
         or slice, e.g. ``{"validation": "validation[:50%]"}``.
       tfds_data_dir: where prepared datasets go; default ``$TFDS_DATA_DIR`` or
         ``~/tensorflow_datasets``.
       caching_permitted: whether seqio may cache this source.
     """
-    self._builder_cls = tfds.builder_cls(builder_name)
+    name, _, config = builder_name.partition("/")
+    self._builder_cls = tfds.builder_cls(name)
+    self._config = config or None
+    if self._config is not None:
+      configs = getattr(self._builder_cls, "builder_configs", {}) or {}
+      if self._config not in configs:
+        raise ValueError(
+            f"{name} has no builder config {self._config!r}; configs: "
+            f"{sorted(configs)}")
+    self._name = builder_name
     self._split_map = (dict(splits) if isinstance(splits, Mapping)
                        else {split: split for split in splits})
     self._tfds_data_dir = tfds_data_dir
@@ -151,7 +197,8 @@ class KoraniTfdsSource(seqio.DataSource):
     """The prepared builder (prepared now if this is the first use)."""
     with self._builder_lock:
       if self._builder is None:
-        self._builder = prepare(self._builder_cls, self._tfds_data_dir)
+        self._builder = prepare(self._builder_cls, self._tfds_data_dir,
+                                config=self._config)
       return self._builder
 
   def _tfds_split(self, split: str) -> str:
@@ -164,11 +211,14 @@ class KoraniTfdsSource(seqio.DataSource):
     """
     if split not in self._split_map:
       raise ValueError(
-          f"{self._builder_cls.name} has no split {split!r} here; "
+          f"{self._name} has no split {split!r} here; "
           f"splits: {list(self._split_map)}")
     tfds_split = self._split_map[split]
     base_split = tfds_split.split("[")[0]
     if base_split not in self.builder.info.splits:
+      message = getattr(self.builder, "missing_split_message", None)
+      if message:
+        raise errors.MissingDataError(message(base_split))
       raw = getattr(self._builder_cls, "RAW", None)
       files = (", ".join(map(str, raw.paths(paths.data_dir(), base_split)))
                if raw else "its files")
@@ -214,5 +264,5 @@ class KoraniTfdsSource(seqio.DataSource):
     return [os.fspath(f.filename) for f in split_info.file_instructions]
 
   def __repr__(self) -> str:
-    return (f"{type(self).__name__}({self._builder_cls.name!r}, "
+    return (f"{type(self).__name__}({self._name!r}, "
             f"splits={self._split_map}, tfds_data_dir={self._tfds_data_dir!r})")
