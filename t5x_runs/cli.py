@@ -3,20 +3,349 @@
     korani demo  [--output DIR] [--gin.MACRO=value ...]   the main job (gin/demo.gin)
     korani train --gin_file=F [--gin.MACRO=value ...]     = python -m t5x_runs.train
     korani eval  --gin_file=F [--gin.MACRO=value ...]     = python -m t5x_runs.eval
-    korani tasks [MIXTURE]                                list registered tasks
+    korani data list [NAMES...] [--no-counts]             datasets, splits, row counts
+    korani data download [NAMES...] [--mirror URL] [--force] [--prepare]
+                                                          fetch public source files
+    korani data verify [NAMES...]                         check files' sha256
+    korani tasks list [--mixture M] [--dataset D] [-l]    list KORANI tasks
+    korani tasks show TASK [-n 3] [--split S]             render examples of a task
+    korani tasks [MIXTURE]                                all tasks and mixtures, or
+                                                          a mixture's tasks
+
+The data commands read $KORANI_DATA_DIR (or --data-dir DIR); `data download`
+with no names fetches every public raw dataset, checking each file's sha256
+against korani_tasks/catalog.yaml. Errors a user can fix exit with status 2
+(unknown names, missing data), failed downloads and checks with status 1.
 """
 
+# Subcommands import what they need when they run: `korani --help` and
+# argument errors do not pay for importing TensorFlow and JAX.
+# pylint: disable=import-outside-toplevel
+
+import argparse
+import contextlib
+import os
+import pathlib
 import sys
-from typing import Sequence
+import textwrap
+from typing import Callable, Sequence
 
 USAGE = __doc__.split("\n\n", 1)[1]
 
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # As t5x_runs.entrypoint.EXIT_USAGE.
+
+
+def _guard(name: str, run: Callable[[], int]) -> int:
+  """Runs a subcommand; a KoraniError becomes one message and an exit code."""
+  from korani_tasks import download
+  from korani_tasks import errors
+  try:
+    return run()
+  except download.DownloadError as e:
+    print(f"{name}: error: {e}", file=sys.stderr)
+    return EXIT_FAILED
+  except errors.KoraniError as e:
+    print(f"{name}: error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _parse(parser: argparse.ArgumentParser,
+           argv: Sequence[str]) -> argparse.Namespace | int:
+  """Parsed arguments, or the exit code (argparse exits on errors and -h)."""
+  try:
+    return parser.parse_args(argv)
+  except SystemExit as e:
+    return e.code if isinstance(e.code, int) else EXIT_USAGE
+
+
+# -- korani data ---------------------------------------------------------------
+
+
+def _data_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="korani data",
+      description="The raw KORANI source files under $KORANI_DATA_DIR.")
+  commands = parser.add_subparsers(dest="command", required=True)
+  data_dir = argparse.ArgumentParser(add_help=False)
+  data_dir.add_argument(
+      "--data-dir", type=pathlib.Path, default=None,
+      help="the raw data folder (default: $KORANI_DATA_DIR)")
+  listing = commands.add_parser(
+      "list", parents=[data_dir],
+      help="every catalog dataset: present splits and row counts")
+  listing.add_argument("names", nargs="*", metavar="NAME",
+                       help="dataset keys (default: all)")
+  listing.add_argument("--no-counts", action="store_true",
+                       help="do not read the files to count rows")
+  fetch = commands.add_parser(
+      "download", parents=[data_dir],
+      help="download public source files, checking their sha256")
+  fetch.add_argument("names", nargs="*", metavar="NAME",
+                     help="dataset keys (default: every public raw dataset)")
+  fetch.add_argument(
+      "--mirror", default=None,
+      help="base URL (or local folder) replacing the canonical locations: "
+      "file URL <mirror>/<catalog path> (default: $KORANI_DOWNLOAD_MIRROR)")
+  fetch.add_argument("--force", action="store_true",
+                     help="download again files that are already present")
+  fetch.add_argument("--prepare", action="store_true",
+                     help="then prepare each dataset's TFDS builder")
+  fetch.add_argument("--quiet", action="store_true",
+                     help="no progress bars")
+  check = commands.add_parser(
+      "verify", parents=[data_dir],
+      help="compare the files with the catalog's sha256 (exit 1 when a file "
+      "is missing or differs)")
+  check.add_argument("names", nargs="*", metavar="NAME",
+                     help="dataset keys (default: all)")
+  return parser
+
+
+def _data_dir(args: argparse.Namespace, create: bool = False) -> pathlib.Path:
+  """--data-dir, else $KORANI_DATA_DIR; `create` makes a missing folder."""
+  from korani_tasks import errors, paths
+  if args.data_dir is None and create and os.environ.get(paths.DATA_DIR_ENV):
+    args.data_dir = pathlib.Path(os.environ[paths.DATA_DIR_ENV])
+  if args.data_dir is None:
+    try:
+      return paths.data_dir()
+    except errors.MissingDataError as e:
+      raise errors.MissingDataError(f"{e}\nOr pass --data-dir DIR.") from e
+  path = args.data_dir.expanduser()
+  if create:
+    path.mkdir(parents=True, exist_ok=True)
+  elif not path.is_dir():
+    raise errors.MissingDataError(
+        f"--data-dir {path} is not a folder.\n"
+        + paths.MISSING_DATA_HELP.format(env=paths.DATA_DIR_ENV))
+  return path
+
+
+def _data_list(args: argparse.Namespace) -> int:
+  from korani_tasks import data_status, paths
+  data_dir = (_data_dir(args) if args.data_dir is not None
+              else paths.data_dir(required=False))
+  rows = data_status.list_datasets(data_dir, args.names,
+                                   counts=not args.no_counts)
+  print("raw data: "
+        + str(data_dir or "(none: $KORANI_DATA_DIR is unset or not a folder)"))
+  print(f"release:  {paths.release_dir(required=False) or '(not found)'}\n")
+  print(data_status.format_table(rows))
+  return 0
+
+
+def _data_download(args: argparse.Namespace) -> int:
+  from korani_tasks import download
+  download.resolve(args.names)  # Unknown or release-only names: no folder.
+  data_dir = _data_dir(args, create=True)
+  results = download.download(
+      args.names, data_dir, mirror=args.mirror, force=args.force,
+      progress=not args.quiet,
+      on_result=lambda r: print(r.describe(), flush=True))
+  unverified = [r for r in results if not r.verified]
+  fetched = sum(r.status == download.DOWNLOADED for r in results)
+  print(f"{fetched} downloaded, {len(results) - fetched} already present, in "
+        f"{data_dir}")
+  if unverified:
+    print(f"{len(unverified)} file(s) UNVERIFIED: the catalog records no "
+          "sha256 for them; check them and record the sha256 and size shown "
+          "above in korani_tasks/catalog.yaml.")
+  if args.prepare:
+    names = list(dict.fromkeys(r.dataset for r in results))
+    download.prepare(names, data_dir)
+  return 0
+
+
+def _data_verify(args: argparse.Namespace) -> int:
+  from korani_tasks import catalog, data_status
+  data_dir = _data_dir(args)
+  statuses = data_status.verify(args.names, data_dir)
+  for status in statuses:
+    print(status.describe())
+  for name in dict.fromkeys(args.names):
+    if not catalog.get(name).files:
+      print(f"{name}: a release dataset, no source files to verify")
+  counts = {s: sum(x.status == s for x in statuses)
+            for s in (data_status.OK, data_status.UNVERIFIED,
+                      data_status.MISSING, data_status.MISMATCH)}
+  print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" in {data_dir}")
+  failed = [s for s in statuses if s.failed]
+  if failed:
+    print(f"korani data verify: {len(failed)} file(s) missing or different "
+          "from the catalog; `korani data download NAME` fetches missing "
+          "ones, `--force` replaces different ones", file=sys.stderr)
+    return EXIT_FAILED
+  return 0
+
+
+def _data(argv: Sequence[str]) -> int:
+  args = _parse(_data_parser(), argv)
+  if isinstance(args, int):
+    return args
+  run = {"list": _data_list, "download": _data_download,
+         "verify": _data_verify}[args.command]
+  return _guard(f"korani data {args.command}", lambda: run(args))
+
+
+# -- korani tasks --------------------------------------------------------------
+
+
+def _tasks_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="korani tasks", description="The registered KORANI SeqIO tasks.")
+  commands = parser.add_subparsers(dest="command", required=True)
+  listing = commands.add_parser("list", help="task names, or a table (--long)")
+  listing.add_argument("--mixture", help="only the tasks of this mixture")
+  listing.add_argument("--dataset", help="only the tasks of this dataset key")
+  listing.add_argument(
+      "--long", "-l", action="store_true",
+      help="a table: task, dataset, cluster, template, lang, kind, source")
+  show = commands.add_parser(
+      "show", help="render examples of a task (no tokenization)")
+  show.add_argument("task")
+  show.add_argument("-n", type=int, default=3,
+                    help="number of examples (default 3)")
+  show.add_argument("--split", default=None,
+                    help="split (default: validation if the task has one)")
+  return parser
+
+
+def _register_tasks() -> None:
+  import mixtures  # pylint: disable=unused-import
+
+
+def _unknown(kind: str, name: str, known: Sequence[str]) -> Exception:
+  import difflib
+  from korani_tasks import errors
+  close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+  hint = f"; did you mean {', '.join(close)}?" if close else ""
+  return errors.ConfigError(
+      f"unknown {kind} {name!r}{hint} (`korani tasks` lists tasks and "
+      "mixtures)")
+
+
+def _task_names(mixture: str | None, dataset: str | None) -> list[str]:
+  import seqio
+  from korani_tasks import catalog, tasks
+  _register_tasks()
+  infos = tasks.all_task_infos()
+  if mixture:
+    if mixture not in seqio.MixtureRegistry.names():
+      raise _unknown("mixture", mixture, sorted(seqio.MixtureRegistry.names()))
+    names = sorted(t.name for t in seqio.get_subtasks(
+        seqio.get_mixture_or_task(mixture)))
+  else:
+    names = sorted(infos)
+  if dataset:
+    catalog.get(dataset)  # ConfigError for an unknown key.
+    names = [n for n in names if n in infos and infos[n].dataset == dataset]
+  return names
+
+
+def _tasks_list(args: argparse.Namespace) -> int:
+  from korani_tasks import tasks
+  names = _task_names(args.mixture, args.dataset)
+  if not args.long:
+    if names:
+      print("\n".join(names))
+  else:
+    infos = tasks.all_task_infos()
+    headers = ("task", "dataset", "cluster", "template", "lang", "kind",
+               "source")
+    cells = [headers]
+    for name in names:
+      info = infos.get(name)
+      cells.append(
+          (name, info.dataset, info.cluster, info.template_id,
+           info.template_lang, info.kind, info.source) if info
+          else (name,) + ("—",) * (len(headers) - 1))
+    widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
+    for i, cell in enumerate(cells):
+      print("  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip())
+      if i == 0:
+        print("  ".join("-" * w for w in widths))
+  if not names:
+    print("korani tasks list: no task matches", file=sys.stderr)
+  return 0
+
+
+def render_examples(task_name: str, n: int = 3,
+                    split: str | None = None) -> tuple[str, list[dict]]:
+  """The first `n` examples of a task's split, rendered but not tokenized.
+
+  Reads the task's source and applies its first preprocessor (the template
+  render), so no vocabulary is needed. Returns (split, examples), each
+  example a dict with ``inputs``, ``targets``, ``answer_choices`` and
+  ``answer_index`` (as `korani_tasks.preprocessors.apply_prompt_template`).
+  """
+  import seqio
+  from korani_tasks import errors, preprocessors
+  _register_tasks()
+  if task_name not in seqio.TaskRegistry.names():
+    kind = ("mixture" if task_name in seqio.MixtureRegistry.names()
+            else "task")
+    if kind == "mixture":
+      raise errors.ConfigError(
+          f"{task_name!r} is a mixture, not a task; its tasks: "
+          f"`korani tasks list --mixture {task_name}`")
+    raise _unknown(kind, task_name, sorted(seqio.TaskRegistry.names()))
+  if n < 1:
+    raise errors.ConfigError(f"-n must be positive, got {n}")
+  task = seqio.get_mixture_or_task(task_name)
+  splits = list(task.source.splits)
+  if split is None:
+    split = "validation" if "validation" in splits else splits[0]
+  elif split not in splits:
+    raise errors.ConfigError(
+        f"{task_name} has no split {split!r}; splits: {splits}")
+  # Preparing the TFDS dataset on first use prints to stdout: keep stdout for
+  # the examples.
+  with contextlib.redirect_stdout(sys.stderr):
+    dataset = task.source.get_dataset(split=split, shuffle=False)
+  render = task.preprocessors[0]
+  examples = [preprocessors.decode_record(ex) for ex in
+              render(dataset.take(n)).as_numpy_iterator()]
+  return split, examples
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+  return textwrap.indent(text, prefix, lambda _: True)
+
+
+def _tasks_show(args: argparse.Namespace) -> int:
+  from korani_tasks import tasks
+  split, examples = render_examples(args.task, args.n, args.split)
+  info = tasks.all_task_infos().get(args.task)
+  about = (f" ({info.dataset}, template {info.template_id}, "
+           f"{info.template_lang}, {info.kind})" if info else "")
+  print(f"{args.task}{about}: {len(examples)} example(s) of {split}")
+  for i, ex in enumerate(examples, 1):
+    print(f"\n=== example {i} ===")
+    print("inputs:")
+    print(_indent(str(ex.get("inputs", ""))))
+    choices = ex.get("answer_choices") or []
+    if choices:
+      print("answer choices:")
+      answer = ex.get("answer_index", -1)
+      for j, choice in enumerate(choices):
+        mark = "  <- target" if j == answer else ""
+        print(_indent(f"[{j}] {choice}{mark}"))
+    print("targets:")
+    print(_indent(str(ex.get("targets", ""))))
+  return 0
+
 
 def _list_tasks(argv: Sequence[str]) -> int:
-  import seqio  # pylint: disable=import-outside-toplevel
-  from t5x_runs import entrypoint  # pylint: disable=import-outside-toplevel
+  """`korani tasks [MIXTURE]`: every task and mixture, or a mixture's tasks."""
+  import seqio
+  from t5x_runs import entrypoint
   entrypoint.configurables()
   if argv:
+    if argv[0] not in seqio.MixtureRegistry.names() and (
+        argv[0] not in seqio.TaskRegistry.names()):
+      raise _unknown("mixture or task", argv[0],
+                     sorted(seqio.MixtureRegistry.names()))
     names = [t.name for t in seqio.get_subtasks(
         seqio.get_mixture_or_task(argv[0]))]
   else:
@@ -26,6 +355,16 @@ def _list_tasks(argv: Sequence[str]) -> int:
   return 0
 
 
+def _tasks(argv: Sequence[str]) -> int:
+  if not argv or argv[0] not in ("list", "show", "-h", "--help"):
+    return _guard("korani tasks", lambda: _list_tasks(argv))
+  args = _parse(_tasks_parser(), argv)
+  if isinstance(args, int):
+    return args
+  run = {"list": _tasks_list, "show": _tasks_show}[args.command]
+  return _guard(f"korani tasks {args.command}", lambda: run(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help", "help"):
@@ -33,16 +372,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if argv else 2
   command, rest = argv[0], argv[1:]
   if command == "demo":
-    from t5x_runs import demo  # pylint: disable=import-outside-toplevel
+    from t5x_runs import demo
     return demo.main(rest)
   if command == "train":
-    from t5x_runs import train  # pylint: disable=import-outside-toplevel
+    from t5x_runs import train
     return train.main(rest)
   if command == "eval":
-    from t5x_runs import eval as eval_main  # pylint: disable=import-outside-toplevel
+    from t5x_runs import eval as eval_main
     return eval_main.main(rest)
+  if command == "data":
+    return _data(rest)
   if command == "tasks":
-    return _list_tasks(rest)
+    return _tasks(rest)
   print(f"korani: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
   return 2
 

@@ -19,7 +19,6 @@ dataset's metadata, so a copy prepared from other files is detected
 (`source_checksums` against `prepared_source_checksums`).
 """
 
-import hashlib
 import logging
 import os
 import pathlib
@@ -27,6 +26,7 @@ from typing import ClassVar
 
 import tensorflow_datasets as tfds
 
+from korani_tasks import download
 from korani_tasks import errors
 from korani_tasks import paths
 from korani_tasks import readers
@@ -36,15 +36,7 @@ _log = logging.getLogger(__name__)
 
 # Key of `DatasetInfo.metadata` that maps each source file (relative to the
 # manual dir) to its sha256 at preparation time.
-_SOURCE_SHA256 = "source_sha256"
-
-
-def sha256(path: os.PathLike | str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
+SOURCE_SHA256 = "source_sha256"
 
 
 class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -104,11 +96,12 @@ class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """
     files = dict.fromkeys(
         p for ps in cls.source_files(manual_dir).values() for p in ps)
-    return {p.relative_to(manual_dir).as_posix(): sha256(p) for p in files}
+    return {p.relative_to(manual_dir).as_posix(): download.file_sha256(p)
+            for p in files}
 
   def prepared_source_checksums(self) -> dict[str, str]:
     """`source_checksums` as recorded when this copy was prepared, or {}."""
-    return dict(self.info.metadata.get(_SOURCE_SHA256, {}))
+    return dict(self.info.metadata.get(SOURCE_SHA256, {}))
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     manual_dir = pathlib.Path(dl_manager.manual_dir)
@@ -117,7 +110,7 @@ class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     if left_out:
       _log.warning("%s: preparing without split(s) %s: their files are not in "
                    "%s", self.name, ", ".join(left_out), manual_dir)
-    self.info.metadata[_SOURCE_SHA256] = self.source_checksums(manual_dir)
+    self.info.metadata[SOURCE_SHA256] = self.source_checksums(manual_dir)
     return {split: self._generate_examples(split, split_paths)
             for split, split_paths in files.items()}
 
