@@ -9,6 +9,8 @@ import pytest
 import seqio
 
 import mixtures  # pylint: disable=unused-import
+from korani_tasks import catalog
+from korani_tasks import readers
 from korani_tasks import tasks
 from korani_tasks import templates
 from mixtures import kobest as kobest_mixtures
@@ -43,9 +45,16 @@ def test_importing_registers_without_reading_data(tmp_path):
           "'korani_kobest_heldout_score_eval').tasks))")
   out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                        capture_output=True, text=True).stdout.split()
-  num_templates = sum(len(templates.load_templates(d)["ko"]) for d in KOBEST)
-  assert int(out[0]) == num_templates * 2 * 2  # languages x (train, score)
-  assert int(out[1]) == 3 * 3 * 2  # COPA, HellaSwag, WiC x 3 x (ko, en)
+  entries = catalog.load()
+  nlu = {k for k, e in entries.items() if e.kind == "nlu"}
+  raw_tasks = sum(len(templates.load_templates(d)["ko"]) * 2  # ko and en
+                  * (2 if d in nlu else 1)  # train (+ score eval for NLU)
+                  for d in readers.RAW_DATASETS)
+  release_tasks = len(entries) + len(nlu)  # every dataset; NLU score evals
+  assert int(out[0]) == raw_tasks + release_tasks
+  held_out_kobest = ("kobest_copa", "kobest_hellaswag", "kobest_wic")
+  assert int(out[1]) == sum(len(templates.load_templates(d)["ko"])
+                            for d in held_out_kobest) * 2  # ko and en
   assert not tfds_dir.exists() or not any(tfds_dir.iterdir())
 
 
