@@ -181,7 +181,7 @@ def test_sae4k_canonical_layout(tmp_path):
     ("a\tb\t0\r\n \tb\t1\r\n", 2, "empty sentence"),
     ("a\t\t0\r\n", 1, "empty argument"),
     ("a\tb\t0\r\n\r\na\tb\t1\r\n", 2, "blank line"),
-    ("", 1, "no data rows"),
+    ("", 1, "empty file"),
 ])
 def test_sae4k_malformed(tmp_path, body, line, message):
   path = _sae4k_file(tmp_path, body.encode("utf-8"))

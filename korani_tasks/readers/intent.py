@@ -69,7 +69,6 @@ STYLEKQC_SPLIT_FILES = {
 _SAE4K_LABELS = {str(i): i for i in range(6)}
 # StyleKQC act id -> catalog label id (the same order; see the docstring).
 _STYLEKQC_ACTS = {"0": 0, "1": 1, "2": 2, "3": 3}
-_BOM = "\ufeff"
 
 
 def sae4k_group(sentence: str) -> str:
@@ -88,44 +87,22 @@ def read_sae4k(path: os.PathLike | str) -> Iterator[tuple[str, Record]]:
       fields, an empty sentence or argument, or a label not in 0-5; a blank
       line is followed by more rows.
   """
-  num_rows = 0
-  first_blank = None
-  with open(path, "rb") as f:
-    for line, raw in enumerate(f, start=1):
-      raw = raw.removesuffix(b"\n").removesuffix(b"\r")
-      try:
-        text = raw.decode("utf-8")
-      except UnicodeDecodeError as e:
-        raise DataFormatError(
-            path, line,
-            f"not valid UTF-8 (bad byte 0x{raw[e.start]:02x} at column "
-            f"{e.start + 1})") from None
-      if line == 1:
-        text = text.removeprefix(_BOM)
-      if not text:
-        first_blank = first_blank or line
-        continue
-      if first_blank:
-        raise DataFormatError(path, first_blank,
-                              "blank line in the middle of the data")
-      fields = text.split("\t")
-      if len(fields) != 3:
-        raise DataFormatError(
-            path, line,
-            f"expected 3 tab-separated fields (sentence, argument, label), "
-            f"got {len(fields)}")
-      sentence, argument, label = fields
-      for column, value in (("sentence", sentence), ("argument", argument)):
-        if not value.strip():
-          raise DataFormatError(path, line, f"empty {column}")
-      num_rows += 1
-      yield base.file_key(path, line), {
-          "sentence": sentence,
-          "argument": argument,
-          "label": tsv.parse_choice(label, _SAE4K_LABELS, path, line, "label"),
-      }
-  if not num_rows:
-    raise DataFormatError(path, 1, "no data rows")
+  for line, text in tsv.read_lines(path):
+    fields = text.split("\t")
+    if len(fields) != 3:
+      raise DataFormatError(
+          path, line,
+          f"expected 3 tab-separated fields (sentence, argument, label), "
+          f"got {len(fields)}")
+    sentence, argument, label = fields
+    for column, value in (("sentence", sentence), ("argument", argument)):
+      if not value.strip():
+        raise DataFormatError(path, line, f"empty {column}")
+    yield base.file_key(path, line), {
+        "sentence": sentence,
+        "argument": argument,
+        "label": tsv.parse_choice(label, _SAE4K_LABELS, path, line, "label"),
+    }
 
 
 def read_stylekqc(path: os.PathLike | str) -> Iterator[tuple[str, Record]]:

@@ -141,35 +141,8 @@ _BOM = "\ufeff"
 
 
 def _lines(path: os.PathLike | str) -> list[tuple[int, str]]:
-  """(1-based line number, text) of every line: UTF-8, BOM/CR removed.
-
-  A last line ending does not add an empty line; blank lines at the end are
-  dropped, a blank line followed by more data raises DataFormatError.
-  """
-  result = []
-  first_blank = None
-  with open(path, "rb") as f:
-    for number, raw in enumerate(f, start=1):
-      raw = raw.removesuffix(b"\n").removesuffix(b"\r")
-      try:
-        text = raw.decode("utf-8")
-      except UnicodeDecodeError as e:
-        raise DataFormatError(
-            path, number,
-            f"not valid UTF-8 (bad byte 0x{raw[e.start]:02x} at column "
-            f"{e.start + 1})") from None
-      if number == 1:
-        text = text.removeprefix(_BOM)
-      if not text:
-        first_blank = first_blank or number
-        continue
-      if first_blank:
-        raise DataFormatError(path, first_blank,
-                              "blank line in the middle of the data")
-      result.append((number, text))
-  if not result:
-    raise DataFormatError(path, 1, "no data rows")
-  return result
+  """(1-based line number, text) of every line (see `tsv.read_lines`)."""
+  return list(tsv.read_lines(path))
 
 
 def _norm(text: str) -> str:
