@@ -74,6 +74,12 @@ def test_kobest_mixtures_split_by_cluster():
   assert held_out == {"kobest_copa", "kobest_hellaswag", "kobest_wic"}
   assert langs("korani_kobest_heldout_score_eval") == {"ko", "en"}
   assert not held_out & datasets("korani_kobest_train")
+  quick = {t.name for t in seqio.get_mixture_or_task(
+      "korani_kobest_heldout_score_eval_quick").tasks}
+  assert len(quick) == 3 * 3 * 2  # COPA, HellaSwag, WiC x 3 x (ko, en)
+  assert quick < {t.name for t in seqio.get_mixture_or_task(
+      "korani_kobest_heldout_score_eval").tasks}
+  assert "korani_kobest_copa_en_best_option_score_eval" in quick  # first
   for t in seqio.get_mixture_or_task("korani_kobest_heldout_score_eval").tasks:
     assert tasks.task_info(t.name).cluster in kobest_mixtures.SETTING.held_out_clusters
     assert t.name.endswith("_score_eval")
