@@ -11,6 +11,8 @@
     korani tasks show TASK [-n 3] [--split S]             render examples of a task
     korani tasks [MIXTURE]                                all tasks and mixtures, or
                                                           a mixture's tasks
+    korani compare SETTING=EVAL_DIR ... [--output DIR]    one column per training
+                                                          setting (comparison.md)
 
 The data commands read $KORANI_DATA_DIR (or --data-dir DIR); `data download`
 with no names fetches every public raw dataset, checking each file's sha256
@@ -365,6 +367,47 @@ def _tasks(argv: Sequence[str]) -> int:
   return _guard(f"korani tasks {args.command}", lambda: run(args))
 
 
+# -- korani compare ------------------------------------------------------------
+
+
+def _compare_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="korani compare",
+      description="Tables of held-out accuracy with one column per training "
+      "setting, from each setting's results.json (see t5x_runs/compare.py).")
+  parser.add_argument("runs", nargs="+", metavar="SETTING=EVAL_DIR",
+                      help="a column name and the folder of its results.json")
+  parser.add_argument("--output", default="comparison",
+                      help="where comparison.md/.json go (default: %(default)s)")
+  parser.add_argument("--metric", default="accuracy")
+  parser.add_argument("--title", default="")
+  return parser
+
+
+def _compare(argv: Sequence[str]) -> int:
+  args = _parse(_compare_parser(), argv)
+  if isinstance(args, int):
+    return args
+
+  def run() -> int:
+    from korani_tasks import errors
+    from t5x_runs import compare
+    runs = {}
+    for item in args.runs:
+      setting, sep, folder = item.partition("=")
+      if not sep or not setting or not folder:
+        raise errors.ConfigError(
+            f"{item!r}: expected SETTING=EVAL_DIR, e.g. ko_to_en=runs/a/eval")
+      if setting in runs:
+        raise errors.ConfigError(f"setting {setting!r} given twice")
+      runs[setting] = folder
+    print(compare.compare(runs, args.output, args.metric, args.title), end="")
+    print(f"Wrote {os.path.join(args.output, compare.COMPARISON_MD)}",
+          file=sys.stderr)
+    return 0
+  return _guard("korani compare", run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help", "help"):
@@ -384,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _data(rest)
   if command == "tasks":
     return _tasks(rest)
+  if command == "compare":
+    return _compare(rest)
   print(f"korani: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
   return 2
 

@@ -43,7 +43,7 @@ class ResultRow:
   checkpoint_step: int
 
 
-def _write_atomically(path: str, text: str) -> None:
+def write_atomically(path: str, text: str) -> None:
   tmp = path + ".tmp"
   with tf.io.gfile.GFile(tmp, "w") as f:
     f.write(text)
@@ -54,11 +54,11 @@ def write_results(rows: Sequence[ResultRow], output_dir: str,
                   title: str = "") -> None:
   """Writes results.json and results.md to output_dir (atomically)."""
   tf.io.gfile.makedirs(output_dir)
-  _write_atomically(
+  write_atomically(
       os.path.join(output_dir, RESULTS_JSON),
       json.dumps([dataclasses.asdict(r) for r in rows], ensure_ascii=False,
                  indent=1))
-  _write_atomically(os.path.join(output_dir, RESULTS_MD),
+  write_atomically(os.path.join(output_dir, RESULTS_MD),
                     format_markdown(rows, title))
 
 
