@@ -13,6 +13,8 @@ INSTALL_REQUIRES = [
     "sentencepiece>=0.2",
     "jinja2>=3.1",
     "pyyaml>=6.0",
+    # Hugging Face-style local P3 data (.parquet/.arrow; korani_tasks/p3/hf_folder.py).
+    "pyarrow",
     # Model and training.
     "jax>=0.10.2,<0.11",
     "flax>=0.12.8,<0.13",
@@ -39,7 +41,8 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=["korani_tasks*", "mixtures*", "t5x_runs*"]),
     package_data={
-        "korani_tasks": ["catalog.yaml", "templates/*.yaml"],
+        "korani_tasks": ["catalog.yaml", "heldout.yaml", "templates/*.yaml",
+                         "p3/catalog.yaml", "p3/templates_ko/*.yaml"],
     },
     install_requires=INSTALL_REQUIRES,
     extras_require={

@@ -229,7 +229,7 @@ def _unknown(kind: str, name: str, known: Sequence[str]) -> Exception:
 
 def _task_names(mixture: str | None, dataset: str | None) -> list[str]:
   import seqio
-  from korani_tasks import catalog, tasks
+  from korani_tasks import tasks
   _register_tasks()
   infos = tasks.all_task_infos()
   if mixture:
@@ -240,7 +240,9 @@ def _task_names(mixture: str | None, dataset: str | None) -> list[str]:
   else:
     names = sorted(infos)
   if dataset:
-    catalog.get(dataset)  # ConfigError for an unknown key.
+    known = sorted({info.dataset for info in infos.values()})
+    if dataset not in known:  # A KORANI key or a P3 evaluation set.
+      raise _unknown("dataset", dataset, known)
     names = [n for n in names if n in infos and infos[n].dataset == dataset]
   return names
 
