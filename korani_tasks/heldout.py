@@ -34,7 +34,12 @@ class HeldOutSetting:
   held_out_clusters: tuple[str, ...]
 
   def is_held_out(self, dataset: str) -> bool:
-    return catalog.get(dataset).cluster in self.held_out_clusters
+    """Whether a KORANI dataset (catalog key) is held out."""
+    return self.is_held_out_cluster(catalog.get(dataset).cluster)
+
+  def is_held_out_cluster(self, cluster: str) -> bool:
+    """Whether a cluster is held out (KORANI and P3 share cluster names)."""
+    return cluster in self.held_out_clusters
 
   def held_out_datasets(self) -> tuple[str, ...]:
     return tuple(k for k in catalog.load() if self.is_held_out(k))

@@ -1,4 +1,4 @@
-"""SeqIO mixtures of KORANI (and, later, P3) tasks.
+"""SeqIO mixtures of KORANI and P3 tasks: the paper's experiment grid.
 
 Importing this package registers every mixture (and, through korani_tasks,
 every task)::
@@ -9,3 +9,5 @@ every task)::
 
 from mixtures import korani  # pylint: disable=unused-import
 from mixtures import kobest  # pylint: disable=unused-import
+from mixtures import p3  # pylint: disable=unused-import
+from mixtures import grid  # pylint: disable=unused-import

@@ -114,3 +114,92 @@ def test_every_training_task_has_a_capped_rate():
     assert rate.cap == rates.MAXIMUM_EXAMPLES / per_dataset
     assert catalog.get(info.dataset).cluster not in (
         heldout.get("korani").held_out_clusters)
+
+
+# --- The experiment grid: KORANI and P3 (mixtures/p3.py, mixtures/grid.py). ---
+
+GRID_TRAINING = {  # mixture: {(source, template language)}
+    "korani_train": {("raw", "ko")},
+    "korani_train_en": {("raw", "en")},
+    "p3_train": {("p3", "en")},
+    "p3_train_ko": {("p3", "ko")},
+    "bilingual_train": {("raw", "ko"), ("p3", "en")},
+    "bilingual_train_ko": {("raw", "ko"), ("p3", "ko")},
+    "bilingual_train_en": {("raw", "en"), ("p3", "en")},
+    "bilingual_train_cross": {("raw", "en"), ("p3", "ko")},
+}
+GRID_EVALUATION = {
+    "korani_heldout_score_eval": {("raw", "ko")},
+    "korani_heldout_score_eval_en": {("raw", "en")},
+    "p3_heldout_score_eval": {("p3", "en")},
+    "p3_heldout_score_eval_ko": {("p3", "ko")},
+    "bilingual_heldout_score_eval": {("raw", "ko"), ("p3", "en")},
+    "bilingual_heldout_score_eval_cross": {("raw", "en"), ("p3", "ko")},
+}
+T0_HELD_OUT_SETS = {
+    "super_glue_rte", "super_glue_cb", "anli_r1", "anli_r2", "anli_r3",
+    "super_glue_copa", "hellaswag", "story_cloze_2016", "super_glue_wic",
+    "super_glue_wsc.fixed", "winogrande_winogrande_xl"}
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_grid_mixtures_hold_out_their_clusters_in_both_languages(setting):
+  s = heldout.get(setting)
+  for mixture, sources in GRID_TRAINING.items():
+    infos = _infos(f"{mixture}_{setting}")
+    assert {(i.source, i.template_lang) for i in infos} == sources, mixture
+    assert all(i.kind == tasks.TRAIN for i in infos)
+    leaked = {i.dataset for i in infos if i.cluster in s.held_out_clusters}
+    assert not leaked, (mixture, leaked)
+  for mixture, sources in GRID_EVALUATION.items():
+    infos = _infos(f"{mixture}_{setting}")
+    assert {(i.source, i.template_lang) for i in infos} == sources, mixture
+    assert all(i.kind == tasks.SCORE_EVAL for i in infos)
+    assert all(i.cluster in s.held_out_clusters for i in infos), mixture
+
+
+def test_p3_held_out_evaluation_is_t0s():
+  from korani_tasks.p3 import tasks as p3_tasks  # pylint: disable=g-import-not-at-top
+  for lang in ("en", "ko"):
+    names = [t.name for t in seqio.get_mixture_or_task(
+        "p3_heldout_score_eval" + ("" if lang == "en" else "_ko")).tasks]
+    infos = [p3_tasks.p3_task_info(n) for n in names]
+    assert {p3.eval_set for p3 in infos} == T0_HELD_OUT_SETS
+    assert all(p3.original_task and p3.lang == lang and p3.role == "heldout"
+               for p3 in infos)
+  # Every English template has its Korean version.
+  en = {n.replace("_score_eval", "") for n in _names("p3_heldout_score_eval")}
+  ko = {n.replace("_ko_", "_", 1).replace("_score_eval", "")
+        for n in _names("p3_heldout_score_eval_ko")}
+  assert len(en) == 116 and ko == en
+
+
+def _names(mixture):
+  return [t.name for t in seqio.get_mixture_or_task(mixture).tasks]
+
+
+def test_t0_setting_trains_on_all_38_t0_datasets():
+  from korani_tasks.p3 import tasks as p3_tasks  # pylint: disable=g-import-not-at-top
+  trained = {p3_tasks.p3_task_info(n).eval_set
+             for n in _names("p3_train_t0")}
+  assert len(trained) == 38
+  # Under `korani`, P3's sentiment/summarization/MCQA sets are held out too.
+  korani_trained = {p3_tasks.p3_task_info(n).entry.cluster
+                    for n in _names("p3_train_korani")}
+  assert not korani_trained & set(heldout.get("korani").held_out_clusters)
+  assert korani_trained == {"extractive_qa", "closed_book_qa",
+                            "structure_to_text", "topic_classification",
+                            "paraphrase_identification"}
+
+
+def test_every_grid_cell_has_a_gin_file_naming_registered_mixtures():
+  import pathlib  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  folder = pathlib.Path(__file__).parents[1] / "gin" / "experiments"
+  files = sorted(folder.glob("*.gin"))
+  assert len(files) == 10  # 5 settings x (monolingual, cross-lingual)
+  for path in files:
+    text = path.read_text(encoding="utf-8")
+    for macro in ("MIXTURE_OR_TASK_NAME", "EVAL_MIXTURE_OR_TASK_NAME"):
+      name = re.search(rf"^{macro} = '(\w+)'$", text, re.M).group(1)
+      assert name in seqio.MixtureRegistry.names(), (path.name, name)
