@@ -3,11 +3,16 @@
 Each run's evaluation wrote ``results.json`` (t5x_runs/results.py). Given one
 per training setting, `format_comparison` builds, per T0's reporting:
 
-- per held-out dataset and template language: the median accuracy over
-  templates (and the number of templates), one column per setting;
-- per cluster, data language and template language: the average of the
-  dataset medians, one column per setting; and per data/template language
-  the average over clusters.
+- per held-out dataset: the median accuracy over templates, one column per
+  setting;
+- per cluster and data language: the average of the dataset medians; and
+  per data language the average over clusters.
+
+A setting whose evaluation used templates of one language is one column
+(its template language in the header); one that used both is two columns,
+``<setting> (ko)`` and ``<setting> (en)``. So a monolingual and a
+cross-lingual run of the same held-out data sit side by side, as in the
+paper's tables.
 
     korani compare ko_to_en=runs/ko_small/eval en_to_en=runs/en_small/eval \
         --output runs/compare
@@ -30,54 +35,60 @@ COMPARISON_MD = "comparison.md"
 COMPARISON_JSON = "comparison.json"
 
 
-def _medians(rows: Sequence[results.ResultRow], metric: str
-             ) -> dict[tuple[str, str, str, str], tuple[float, int]]:
-  """{(data_lang, cluster, dataset, template_lang): (median, templates)}."""
-  values = collections.defaultdict(list)
-  for r in rows:
-    if r.metric == metric:
-      values[(r.data_lang, r.cluster, r.dataset, r.template_lang)].append(
-          r.value)
-  return {k: (statistics.median(v), len(v)) for k, v in values.items()}
+def _columns(setting: str, rows: Sequence[results.ResultRow],
+             metric: str) -> dict[str, list[results.ResultRow]]:
+  """The columns of one setting: {column name: its rows}."""
+  langs = sorted({r.template_lang for r in rows if r.metric == metric})
+  if len(langs) == 1:
+    return {setting: [r for r in rows if r.metric == metric]}
+  return {f"{setting} ({lang})": [r for r in rows if r.metric == metric
+                                  and r.template_lang == lang]
+          for lang in langs}
 
 
 def summarize(runs: Mapping[str, Sequence[results.ResultRow]],
               metric: str = results.MAIN_METRIC) -> dict:
-  """The comparison as data: datasets, clusters and languages per setting.
+  """The comparison as data: datasets, clusters and languages per column.
 
   Returns:
-    ``{"settings": [...], "datasets": {key: {setting: median}},
-    "templates": {key: {setting: count}}, "clusters": {key: {setting: avg}},
-    "languages": {key: {setting: avg}}}``, keys joined with '/', e.g.
-    ``"en/nli/super_glue_rte/ko"`` (data language, cluster, dataset,
-    template language).
+    ``{"columns": [...], "template_langs": {column: lang},
+    "datasets": {key: {column: median}}, "templates": {key: {column: count}},
+    "clusters": {key: {column: average}}, "languages": {key: {column:
+    average}}}``, keys joined with '/': ``"en/nli/super_glue_rte"`` (data
+    language, cluster, dataset), ``"en/nli"``, ``"en"``.
   """
   if not runs:
     raise errors.ConfigError("compare needs at least one run")
-  datasets, templates = {}, {}
-  clusters, languages = {}, {}
-  for setting, rows in runs.items():
-    medians = _medians(rows, metric)
-    if not medians:
+  columns, template_langs = [], {}
+  datasets, templates, clusters, languages = {}, {}, {}, {}
+  for setting, all_rows in runs.items():
+    per_column = _columns(setting, all_rows, metric)
+    if not any(per_column.values()):
       raise errors.ConfigError(f"{setting}: no {metric!r} rows to compare")
-    per_cluster = collections.defaultdict(list)
-    for (data_lang, cluster, dataset, lang), (median, count) in medians.items():
-      key = f"{data_lang}/{cluster}/{dataset}/{lang}"
-      datasets.setdefault(key, {})[setting] = median
-      templates.setdefault(key, {})[setting] = count
-      per_cluster[(data_lang, cluster, lang)].append(median)
-    per_language = collections.defaultdict(list)
-    for (data_lang, cluster, lang), values in per_cluster.items():
-      average = statistics.mean(values)
-      clusters.setdefault(f"{data_lang}/{cluster}/{lang}", {})[setting] = (
-          average)
-      per_language[(data_lang, lang)].append(average)
-    for (data_lang, lang), values in per_language.items():
-      languages.setdefault(f"{data_lang}/{lang}", {})[setting] = (
-          statistics.mean(values))
-  return {"settings": list(runs), "metric": metric, "datasets": datasets,
-          "templates": templates, "clusters": clusters,
-          "languages": languages}
+    for column, rows in per_column.items():
+      columns.append(column)
+      template_langs[column] = rows[0].template_lang
+      values = collections.defaultdict(list)
+      for r in rows:
+        values[(r.data_lang, r.cluster, r.dataset)].append(r.value)
+      per_cluster = collections.defaultdict(list)
+      for (data_lang, cluster, dataset), v in values.items():
+        key = f"{data_lang}/{cluster}/{dataset}"
+        datasets.setdefault(key, {})[column] = statistics.median(v)
+        templates.setdefault(key, {})[column] = len(v)
+        per_cluster[(data_lang, cluster)].append(statistics.median(v))
+      per_language = collections.defaultdict(list)
+      for (data_lang, cluster), medians in per_cluster.items():
+        average = statistics.mean(medians)
+        clusters.setdefault(f"{data_lang}/{cluster}", {})[column] = average
+        per_language[data_lang].append(average)
+      for data_lang, averages in per_language.items():
+        languages.setdefault(data_lang, {})[column] = statistics.mean(averages)
+  if len(set(columns)) != len(columns):
+    raise errors.ConfigError(f"repeated column names: {columns}")
+  return {"columns": columns, "template_langs": template_langs,
+          "metric": metric, "datasets": datasets, "templates": templates,
+          "clusters": clusters, "languages": languages}
 
 
 def _table(header, body) -> str:
@@ -93,31 +104,30 @@ def _fmt(value) -> str:
 
 def format_comparison(summary: dict, title: str = "") -> str:
   """comparison.md: the tables of `summarize`, one column per setting."""
-  settings = summary["settings"]
+  columns = summary["columns"]
+  header = [f"{c} [{summary['template_langs'][c]}]" for c in columns]
   parts = [f"# Comparison{': ' + title if title else ''}", "",
-           f"Metric: {summary['metric']} (rank classification, %). Data = "
-           "language of the evaluation data; templates = language of the "
-           "prompts.", ""]
+           f"Metric: {summary['metric']} (rank classification, %). data = "
+           "language of the evaluation data; [ko]/[en] = language of the "
+           "templates of each column.", ""]
   parts += ["## Per held-out dataset: median over templates", ""]
   body = []
   for key in sorted(summary["datasets"]):
-    data_lang, cluster, dataset, lang = key.split("/")
     counts = summary["templates"][key]
-    body.append([data_lang, cluster, dataset, lang,
-                 str(max(counts.values()))]
-                + [_fmt(summary["datasets"][key].get(s)) for s in settings])
-  parts += [_table(["data", "cluster", "dataset", "templates", "#"]
-                   + settings, body), ""]
+    body.append(key.split("/") + [
+        _fmt(summary["datasets"][key].get(c))
+        + (f" ({counts[c]})" if c in counts else "") for c in columns])
+  parts += [_table(["data", "cluster", "dataset"] + header, body), "",
+            "(n) = number of templates.", ""]
   parts += ["## Per cluster: average of dataset medians", ""]
-  body = [key.split("/") + [_fmt(summary["clusters"][key].get(s))
-                            for s in settings]
+  body = [key.split("/") + [_fmt(summary["clusters"][key].get(c))
+                            for c in columns]
           for key in sorted(summary["clusters"])]
-  parts += [_table(["data", "cluster", "templates"] + settings, body), ""]
-  parts += ["## Per language: average over clusters", ""]
-  body = [key.split("/") + [_fmt(summary["languages"][key].get(s))
-                            for s in settings]
+  parts += [_table(["data", "cluster"] + header, body), ""]
+  parts += ["## Per data language: average over clusters", ""]
+  body = [[key] + [_fmt(summary["languages"][key].get(c)) for c in columns]
           for key in sorted(summary["languages"])]
-  parts += [_table(["data", "templates"] + settings, body)]
+  parts += [_table(["data"] + header, body)]
   return "\n".join(parts) + "\n"
 
 

@@ -1,5 +1,6 @@
 """Comparison tables across training settings (t5x_runs/compare.py)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -27,19 +28,30 @@ def _run(offset):
           _row("copa", "sentence_completion", "b", "ko", 65 + offset)]
 
 
+def _one_lang(rows, lang):
+  return [dataclasses.replace(r, template_lang=lang) for r in rows]
+
+
 def test_medians_and_cluster_averages_per_setting():
-  summary = compare.summarize({"ko_to_en": _run(0), "en_to_en": _run(10)})
-  assert summary["datasets"]["en/nli/rte/en"] == {"ko_to_en": 60,
-                                                  "en_to_en": 70}
-  assert summary["templates"]["en/nli/rte/en"]["ko_to_en"] == 3
+  summary = compare.summarize({"mono": _one_lang(_run(0), "en"),
+                               "cross": _one_lang(_run(10), "ko")})
+  assert summary["columns"] == ["mono", "cross"]
+  assert summary["datasets"]["en/nli/rte"] == {"mono": 60, "cross": 70}
+  assert summary["templates"]["en/nli/rte"]["mono"] == 3
   # Cluster: average of the dataset medians (rte 60, cb 40).
-  assert summary["clusters"]["en/nli/en"]["ko_to_en"] == 50
-  assert summary["clusters"]["en/sentence_completion/ko"]["en_to_en"] == 70
-  assert summary["languages"]["en/en"] == {"ko_to_en": 50, "en_to_en": 60}
+  assert summary["clusters"]["en/nli"]["mono"] == 50
+  assert summary["clusters"]["en/sentence_completion"]["cross"] == 70
+  assert summary["languages"]["en"] == {"mono": 55, "cross": 65}
   table = compare.format_comparison(summary)
-  assert "| data | cluster | dataset | templates | # | ko_to_en | en_to_en |" in (
-      table)
-  assert "| en | nli | rte | en | 3 | 60.0 | 70.0 |" in table
+  assert "| data | cluster | dataset | mono [en] | cross [ko] |" in table
+  assert "| en | nli | rte | 60.0 (3) | 70.0 (3) |" in table
+
+
+def test_a_run_with_both_template_languages_is_two_columns():
+  summary = compare.summarize({"ko_to_ko": _run(0)})
+  assert summary["columns"] == ["ko_to_ko (en)", "ko_to_ko (ko)"]
+  assert summary["datasets"]["en/sentence_completion/copa"] == {
+      "ko_to_ko (ko)": 60}
 
 
 def test_compare_command_writes_files(tmp_path, capsys):
@@ -48,9 +60,10 @@ def test_compare_command_writes_files(tmp_path, capsys):
   code = cli.main(["compare", f"ko={tmp_path / 'a'}", f"en={tmp_path / 'b'}",
                    "--output", str(tmp_path / "out")])
   assert code == 0
-  assert "| en | nli | en | 50.0 | 55.0 |" in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert "| en | nli | 50.0 | – | 55.0 | – |" in out
   written = json.loads((tmp_path / "out" / compare.COMPARISON_JSON).read_text())
-  assert written["settings"] == ["ko", "en"]
+  assert written["columns"] == ["ko (en)", "ko (ko)", "en (en)", "en (ko)"]
   assert (tmp_path / "out" / compare.COMPARISON_MD).is_file()
 
 
