@@ -17,18 +17,18 @@ stored as JSON in the TFDS builders, so no per-dataset schema is needed.
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 import dataclasses
-import os
 import pathlib
 from typing import Any
 
 from korani_tasks import errors
+from korani_tasks.readers import base as readers_base
 
 Record = dict[str, Any]
 ReadFn = Callable[[str, Sequence[pathlib.Path]], Iterator[tuple[str, Record]]]
 
 
 @dataclasses.dataclass(frozen=True)
-class P3Source:
+class P3Source(readers_base.SplitFiles):
   """One P3 dataset/subset read from its canonical files.
 
   Attributes:
@@ -50,21 +50,6 @@ class P3Source:
   def name(self) -> str:
     """'super_glue/rte', or 'trec' without a subset (promptsource's key)."""
     return f"{self.dataset}/{self.subset}" if self.subset else self.dataset
-
-  @property
-  def splits(self) -> tuple[str, ...]:
-    return tuple(self.split_files)
-
-  def paths(self, data_dir: os.PathLike | str,
-            split: str) -> tuple[pathlib.Path, ...]:
-    if split not in self.split_files:
-      raise errors.ConfigError(
-          f"{self.name} has no split {split!r}; splits: {list(self.split_files)}")
-    return tuple(pathlib.Path(data_dir, f) for f in self.split_files[split])
-
-  def present_splits(self, data_dir: os.PathLike | str) -> tuple[str, ...]:
-    return tuple(s for s in self.split_files
-                 if all(p.is_file() for p in self.paths(data_dir, s)))
 
 
 P3_SOURCES: dict[str, P3Source] = {}

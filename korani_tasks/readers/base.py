@@ -34,8 +34,38 @@ Record = dict[str, Any]
 ReadFn = Callable[[str, Sequence[pathlib.Path]], Iterator[tuple[str, Record]]]
 
 
+class SplitFiles:
+  """Split-file lookups of a source with ``name`` and ``split_files``
+  ({split: (path relative to the data folder, ...)}); shared by the KORANI
+  `RawDataset` and the P3 sources."""
+
+  name: str
+  split_files: Mapping[str, tuple[str, ...]]
+
+  @property
+  def splits(self) -> tuple[str, ...]:
+    return tuple(self.split_files)
+
+  def paths(self, data_dir: os.PathLike | str,
+            split: str) -> tuple[pathlib.Path, ...]:
+    """The files of `split` under `data_dir`."""
+    if split not in self.split_files:
+      raise errors.ConfigError(
+          f"{self.name} has no split {split!r}; splits: {list(self.split_files)}")
+    return tuple(pathlib.Path(data_dir, f) for f in self.split_files[split])
+
+  def files(self) -> tuple[str, ...]:
+    """Every source file of every split (relative paths), without repeats."""
+    return tuple(dict.fromkeys(f for fs in self.split_files.values() for f in fs))
+
+  def present_splits(self, data_dir: os.PathLike | str) -> tuple[str, ...]:
+    """The splits whose files are all in `data_dir`."""
+    return tuple(s for s in self.split_files
+                 if all(p.is_file() for p in self.paths(data_dir, s)))
+
+
 @dataclasses.dataclass(frozen=True)
-class RawDataset:
+class RawDataset(SplitFiles):
   """One dataset read from its canonical files.
 
   Attributes:
@@ -59,26 +89,6 @@ class RawDataset:
   def info(self) -> catalog.DatasetInfo:
     return catalog.get(self.name)
 
-  @property
-  def splits(self) -> tuple[str, ...]:
-    return tuple(self.split_files)
-
-  def paths(self, data_dir: os.PathLike | str,
-            split: str) -> tuple[pathlib.Path, ...]:
-    """The files of `split` under `data_dir`."""
-    if split not in self.split_files:
-      raise errors.ConfigError(
-          f"{self.name} has no split {split!r}; splits: {list(self.split_files)}")
-    return tuple(pathlib.Path(data_dir, f) for f in self.split_files[split])
-
-  def files(self) -> tuple[str, ...]:
-    """Every source file of every split (relative paths), without repeats."""
-    return tuple(dict.fromkeys(f for fs in self.split_files.values() for f in fs))
-
-  def present_splits(self, data_dir: os.PathLike | str) -> tuple[str, ...]:
-    """The splits whose files are all in `data_dir`."""
-    return tuple(s for s in self.split_files
-                 if all(p.is_file() for p in self.paths(data_dir, s)))
 
 
 RAW_DATASETS: dict[str, RawDataset] = {}
