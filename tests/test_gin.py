@@ -58,9 +58,79 @@ REQUIRED = ["MODEL_DIR = '/tmp/x'", "MIXTURE_OR_TASK_NAME = 'korani_kobest_train
 def test_every_gin_file_parses():
   for path in sorted(GIN_DIR.rglob("*.gin")):
     gin.clear_config()
-    needs_model = {"runs", "experiments"} & set(path.parts)
-    includes = [str(GIN_DIR / "models/mt5_tiny.gin")] if needs_model else []
+    parts = set(path.relative_to(GIN_DIR).parts)
+    includes = []
+    if {"runs", "experiments", "sizes"} & parts:
+      includes.append(str(GIN_DIR / "models/mt5_tiny.gin"))
+    if "sizes" in parts:  # size files go after the run files
+      includes += [str(GIN_DIR / "runs/finetune.gin"),
+                   str(GIN_DIR / "runs/eval.gin")]
     gin_utils.parse_gin(includes + [str(path)], REQUIRED)
+
+
+# gin/{ko,en,bilingual}_<size>.gin: (training, evaluation) mixtures per grid
+# cell, and per size the parameter count (Small and Base as published; all
+# have the released checkpoints' dimensions), BATCH_SIZE and NUM_PARTITIONS.
+PRODUCTION_CELLS = {
+    "ko": ("korani_train", "p3_heldout_score_eval"),
+    "en": ("p3_train", "korani_heldout_score_eval"),
+    "bilingual": ("bilingual_train", "bilingual_heldout_score_eval"),
+}
+PRODUCTION_SIZES = {
+    "small": (300_176_768, 128, 1),
+    "base": (582_401_280, 128, 1),
+    "large": (1_229_581_312, 128, 2),
+    "xl": (3_742_619_648, 256, 4),
+    "xxl": (12_921_057_280, 256, 8),
+}
+
+
+def _bound(selector):
+  """The value `selector` (configurable.param) receives, references resolved."""
+  value = gin.query_parameter(selector)
+  while isinstance(value, gin.config.ConfigurableReference):
+    value = value.scoped_configurable_fn()
+  return value
+
+
+@pytest.mark.parametrize("size", sorted(PRODUCTION_SIZES))
+@pytest.mark.parametrize("cell", sorted(PRODUCTION_CELLS))
+def test_production_files_bind_size_mixtures_and_defaults(cell, size):
+  import mixtures  # pylint: disable=import-outside-toplevel,unused-import
+  import seqio  # pylint: disable=import-outside-toplevel
+  train_mixture, eval_mixture = PRODUCTION_CELLS[cell]
+  params, batch_size, partitions = PRODUCTION_SIZES[size]
+  path = GIN_DIR / f"{cell}_{size}.gin"
+  gin_utils.parse_gin([str(path)], ["MODEL_DIR = 'gs://bucket/run'"])
+
+  config = _bound("trainer.train.model_config")
+  assert param_count(config) == params
+  assert config.vocab_size == 250112 and config.dtype == "bfloat16"
+  assert config.dropout_rate == 0.1
+
+  assert _bound("trainer.train.mixture_or_task_name") == train_mixture
+  assert _bound("evaluator.evaluate.mixture_or_task_name") == eval_mixture
+  registered = seqio.MixtureRegistry.names()
+  assert train_mixture in registered and eval_mixture in registered
+
+  assert _bound("trainer.train.task_feature_lengths") == {
+      "inputs": 1024, "targets": 256}
+  assert _bound("evaluator.evaluate.max_input_length") == 1024
+  assert _bound("trainer.train.batch_size") == batch_size
+  assert _bound("trainer.train.num_partitions") == partitions
+  assert _bound("evaluator.evaluate.num_partitions") == partitions
+  assert _bound("trainer.train.num_train_steps") == 12200
+  assert _bound("trainer.train.checkpoint_period") == 1000
+  assert _bound("trainer.make_optimizer.learning_rate") == 1e-3
+  assert _bound("trainer.train.vocabulary") == (
+      "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model")
+  assert _bound("trainer.train.model_dir") == "gs://bucket/run"
+
+
+def test_production_files_cover_every_cell_and_size():
+  names = {p.stem for p in GIN_DIR.glob("*_*.gin")}
+  assert names == {f"{c}_{s}" for c in PRODUCTION_CELLS
+                   for s in PRODUCTION_SIZES}
 
 
 def test_missing_required_macro_is_named():
