@@ -13,6 +13,9 @@
                                                           a mixture's tasks
     korani compare SETTING=EVAL_DIR ... [--output DIR]    one column per training
                                                           setting (comparison.md)
+    korani plan --gin_file=F [--gin.MACRO=value ...] --devices=N [--device_memory=GiB]
+                                                          per-device memory of the
+                                                          run's training step
 
 The data commands read $KORANI_DATA_DIR (or --data-dir DIR); `data download`
 with no names fetches every public raw dataset, checking each file's sha256
@@ -410,6 +413,69 @@ def _compare(argv: Sequence[str]) -> int:
   return _guard("korani compare", run)
 
 
+# -- korani plan ---------------------------------------------------------------
+
+_GIN_FLAGS = ("--gin_file", "--gin_bindings", "--gin_search_paths", "--gin.")
+
+
+def _plan_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="korani plan", allow_abbrev=False,
+      usage="korani plan --gin_file=F [--gin.MACRO=value ...] --devices=N "
+      "[--device_memory=GiB] [--headroom=0.1]",
+      description="Per-device memory of a training run's parameters, "
+      "optimizer state, gradients and activations at the configured batch, "
+      "lengths and NUM_PARTITIONS, and whether it fits (see "
+      "t5x_runs/planner.py). Gin flags as for `korani train`.")
+  parser.add_argument("--devices", type=int, required=True,
+                      help="number of devices (TPU chips, GPUs)")
+  parser.add_argument("--device_memory", type=float, default=None,
+                      metavar="GiB", help="memory of one device in GiB")
+  parser.add_argument(
+      "--headroom", type=float, default=0.1,
+      help="fraction of the device memory left for XLA's temporaries "
+      "(default: %(default)s)")
+  return parser
+
+
+def _plan(argv: Sequence[str]) -> int:
+  gin_args, rest, args_iter = [], [], iter(argv)
+  for arg in args_iter:  # The gin flags, without importing gin_utils yet.
+    if arg.startswith(_GIN_FLAGS):
+      gin_args.append(arg)
+      if arg in ("--gin_file", "--gin_bindings", "--gin_search_paths"):
+        gin_args.append(next(args_iter, ""))
+    else:
+      rest.append(arg)
+  parser = _plan_parser()
+  args = _parse(parser, rest)
+  if isinstance(args, int):
+    return args
+  if not any(a.startswith("--gin_file") for a in gin_args):
+    parser.print_usage(sys.stderr)
+    print("korani plan: error: give at least one --gin_file", file=sys.stderr)
+    return EXIT_USAGE
+
+  def run() -> int:
+    from korani_tasks import errors
+    from t5x_runs import gin_utils
+    from t5x_runs import planner
+    files, bindings, unknown = gin_utils.parse_flags(gin_args)
+    if unknown:
+      raise errors.ConfigError(f"unrecognized arguments {unknown}")
+    if args.devices < 1:
+      raise errors.ConfigError(f"--devices must be positive, got {args.devices}")
+    if args.device_memory is not None and args.device_memory <= 0:
+      raise errors.ConfigError(
+          f"--device_memory must be positive, got {args.device_memory}")
+    plan = planner.plan_from_gin(files, bindings, num_devices=args.devices,
+                                 device_memory_gib=args.device_memory,
+                                 headroom=args.headroom)
+    print(planner.format_plan(plan))
+    return 0
+  return _guard("korani plan", run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help", "help"):
@@ -431,6 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _tasks(rest)
   if command == "compare":
     return _compare(rest)
+  if command == "plan":
+    return _plan(rest)
   print(f"korani: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
   return 2
 

@@ -1,0 +1,479 @@
+"""Per-device memory of a training run, before it runs (`korani plan`).
+
+    plan = plan_from_gin(['gin/models/mt5_xxl.gin', 'gin/runs/finetune.gin'],
+                         ['BATCH_SIZE = 128', 'NUM_PARTITIONS = 8'],
+                         num_devices=32, device_memory_gib=32)
+    print(format_plan(plan))
+
+The mesh is the trainer's: ``num_devices / num_partitions`` data-parallel
+replicas times ``num_partitions`` model-parallel devices, with t5x's logical
+axis rules (t5x_runs/partitioning.py). Per device:
+
+* parameters: the exact shapes of the model's parameters (``jax.eval_shape``
+  of the model's init; nothing is allocated). A dimension whose logical axis
+  maps to 'model' ('vocab', 'mlp', 'heads', 'joined_kv') is split
+  ``num_partitions`` ways; with ``parameter_2d_sharding``, 'embed' is split
+  over the data-parallel replicas as well; everything else is replicated.
+* optimizer state: ``jax.eval_shape(optimizer.init, params)`` of the
+  trainer's optimizer (``trainer.make_optimizer``: optax Adafactor without
+  momentum, so factored second moments: a row and a column vector for
+  parameters with two dimensions of at least 128, a full-size accumulator
+  for the others, plus step counters). A state array is sharded as its
+  parameter is: same shape, same sharding; a factored vector keeps the
+  sharding of the parameter dimensions it still has; other arrays (counters,
+  placeholders) are replicated.
+* gradients: as the parameters (transient, but all alive at the end of the
+  backward pass).
+* activations: an estimate, see `activation_bytes`.
+
+The total adds the four: an upper bound on the peak of a step without
+rematerialization (as our trainer runs), because the saved activations are
+freed while the gradients appear. A run *fits* when the total is at most
+``(1 - headroom)`` of the device memory; the headroom (10% by default) is left
+for XLA's temporary buffers, the batch, the compiled program and
+fragmentation. On GPUs JAX preallocates only 75% of the memory unless
+``XLA_PYTHON_CLIENT_MEM_FRACTION`` says otherwise: plan with that fraction of
+the card.
+"""
+
+import dataclasses
+import logging
+import math
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from korani_tasks import errors
+from t5x_runs import partitioning
+from t5x_runs.models import MT5, MT5Config
+
+GIB = 1024 ** 3
+DEFAULT_HEADROOM = 0.1
+
+# Placeholder for required gin macros (MODEL_DIR, ...) that planning never uses.
+_UNUSED = "'(unused by korani plan)'"
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """Memory of one training step, in bytes per device (see the module doc)."""
+
+  model_config: MT5Config
+  batch_size: int
+  task_feature_lengths: Mapping[str, int]
+  num_devices: int
+  num_partitions: int
+  parameter_2d_sharding: bool
+  param_count: int
+  parameters: int
+  optimizer_state: int
+  gradients: int
+  activations: int
+  parameters_by_name: Mapping[str, int]  # 'encoder/layers_0/mlp/wo/kernel' -> bytes
+  activations_by_kind: Mapping[str, int]  # see `activation_bytes`
+  activations_per_example: int  # growth per example of the per-device batch
+  device_memory_gib: float | None = None
+  headroom: float = DEFAULT_HEADROOM
+
+  @property
+  def data_parallel(self) -> int:
+    """Replicas of the model: the size of the mesh's 'data' axis."""
+    return self.num_devices // self.num_partitions
+
+  @property
+  def per_device_batch(self) -> int:
+    return self.batch_size // self.data_parallel
+
+  @property
+  def total(self) -> int:
+    return (self.parameters + self.optimizer_state + self.gradients
+            + self.activations)
+
+  @property
+  def usable_bytes(self) -> float | None:
+    if self.device_memory_gib is None:
+      return None
+    return self.device_memory_gib * GIB * (1.0 - self.headroom)
+
+  @property
+  def fits(self) -> bool | None:
+    """Whether the total fits the usable memory (None: memory not given)."""
+    usable = self.usable_bytes
+    return None if usable is None else self.total <= usable
+
+  @property
+  def max_batch_size(self) -> int | None:
+    """The largest batch (a multiple of the replicas) that fits, or None.
+
+    0 when not even one example per replica fits.
+    """
+    usable = self.usable_bytes
+    if usable is None:
+      return None
+    fixed = self.total - self.activations_per_example * self.per_device_batch
+    per_replica = max(0, int((usable - fixed) // self.activations_per_example))
+    return per_replica * self.data_parallel
+
+
+def _check_positive(**values: int) -> None:
+  for name, value in values.items():
+    if not isinstance(value, (int, np.integer)) or value < 1:
+      raise errors.ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _abstract_params(config: MT5Config) -> Any:
+  """The boxed (logically partitioned) parameter shapes, without allocating."""
+  if config.vocab_size is None:
+    raise errors.ConfigError(
+        "the model's vocab_size is None (the trainer takes it from the "
+        "vocabulary); give it to plan, e.g. "
+        "--gin.models.mt5_config.vocab_size=4096")
+  tokens = jax.ShapeDtypeStruct((1, 1), jnp.int32)
+  return jax.eval_shape(
+      lambda rng, enc, dec: MT5(config).init(rng, enc, dec)["params"],
+      jax.random.key(0), tokens, tokens)
+
+
+def _is_box(x) -> bool:
+  return isinstance(x, nn.LogicallyPartitioned)
+
+
+def _path_name(path) -> tuple[str, ...]:
+  return tuple(str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey))
+
+
+def _split_factors(name: str, shape: Sequence[int], logical: Sequence[str | None],
+                   mesh_sizes: Mapping[str, int], rules) -> tuple[int, ...]:
+  """How many ways each dimension of a parameter is split; checks divisibility."""
+  spec = tuple(nn.logical_to_mesh_axes(tuple(logical), rules))
+  spec += (None,) * (len(shape) - len(spec))
+  factors = []
+  for dim, (size, axes, axis_name) in enumerate(zip(shape, spec, logical)):
+    axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+    factor = math.prod(mesh_sizes[a] for a in axes)
+    if size % factor:
+      if partitioning.MODEL_AXIS in axes:
+        setting = (f"num_partitions={mesh_sizes[partitioning.MODEL_AXIS]} "
+                   "(gin NUM_PARTITIONS)")
+      else:
+        setting = (f"parameter_2d_sharding over the "
+                   f"{mesh_sizes[partitioning.DATA_AXIS]} data-parallel "
+                   "replicas (devices / num_partitions)")
+      raise errors.ConfigError(
+          f"{setting} does not divide dimension {dim} ('{axis_name}', size "
+          f"{size}) of parameter {name}; choose a divisor of {size}")
+    factors.append(factor)
+  return tuple(factors)
+
+
+def _sharded_bytes(shape, dtype, factors) -> int:
+  return math.prod(shape) * jnp.dtype(dtype).itemsize // math.prod(factors)
+
+
+def _state_factors(shape, param_shape, param_factors) -> tuple[int, ...] | None:
+  """Split factors of an optimizer-state array belonging to a parameter.
+
+  Same shape: the parameter's. One dimension fewer (a factored Adafactor
+  moment): the factors of the dimensions left; where more than one dimension
+  could have been removed, the least-split reading (the most bytes). Anything
+  else: None (replicated).
+  """
+  shape, param_shape = tuple(shape), tuple(param_shape)
+  if shape == param_shape:
+    return tuple(param_factors)
+  if len(shape) != len(param_shape) - 1:
+    return None
+  candidates = [tuple(param_factors[:i] + param_factors[i + 1:])
+                for i in range(len(param_shape))
+                if param_shape[:i] + param_shape[i + 1:] == shape]
+  if not candidates:
+    return None
+  return min(candidates, key=math.prod)
+
+
+def activation_bytes(config: MT5Config, *, per_device_batch: int,
+                     inputs_length: int, targets_length: int,
+                     num_partitions: int = 1,
+                     activation_dtype: Any = None) -> dict[str, int]:
+  """Estimated activations one device saves for the backward pass, in bytes.
+
+  Encoder-decoder training without rematerialization. With b the per-device
+  batch, Le / Ld the input / target lengths, E = emb_dim, HD = num_heads *
+  head_dim, H = num_heads, F = mlp_dim, V = vocab_size, P = num_partitions
+  (which splits heads, mlp and vocab, not embed) and a the activation dtype's
+  bytes (``config.dtype`` unless given):
+
+  * ``residual``: each sub-layer (2 an encoder layer, 3 a decoder layer)
+    keeps its input (for the norm's backward) and the normed input (for the
+    projections' kernel gradients): per encoder layer 4 b Le E a, per
+    decoder layer 6 b Ld E a; plus the encoder's output (cross-attention
+    keys and values), the two final norms' inputs and the logits layer's
+    float32 input: (2 b Le E + b Ld E) a + 4 b Ld E.
+  * ``attention_projections``: query, key, value and context (the out
+    projection's input): per encoder layer 4 b Le HD / P a; per decoder
+    layer (4 b Ld HD + 2 b Ld HD + 2 b Le HD) / P a (self-attention, then
+    cross-attention's query and context at Ld, key and value at Le).
+  * ``attention_scores``: softmax probabilities in float32 (what softmax's
+    backward needs) and the weights multiplied with the values in dtype a
+    (a separate buffer unless a is float32 without dropout): per layer
+    b H Lq Lk / P (4 + a) with (Lq, Lk) = (Le, Le) in the encoder, (Ld, Ld)
+    and (Ld, Le) in the decoder; plus the relative position biases,
+    float32 H Le^2 / P and H Ld^2 / P, shared by the layers.
+  * ``mlp_hidden``: gate, linear and their gated product (wo's input): per
+    layer 3 b L F / P a, L = Le in the encoder and Ld in the decoder.
+  * ``logits``: the float32 logits b Ld V / P and their softmax for the
+    cross-entropy: 8 b Ld V / P.
+
+  Ignored: masks and dropout masks (broadcast over a length, so small), the
+  token ids, XLA's fusion temporaries (the plan's headroom covers them).
+  """
+  cfg = config
+  b, le, ld, p = per_device_batch, inputs_length, targets_length, num_partitions
+  a = jnp.dtype(activation_dtype if activation_dtype is not None
+                else cfg.dtype).itemsize
+  e, hd, h, f, v = (cfg.emb_dim, cfg.num_heads * cfg.head_dim, cfg.num_heads,
+                    cfg.mlp_dim, cfg.vocab_size)
+  ne, nd = cfg.num_encoder_layers, cfg.num_decoder_layers
+  weights = a if (cfg.dropout_rate > 0 or a != 4) else 0
+  score = 4 + weights
+  return {
+      "residual": (ne * 4 * b * le * e + nd * 6 * b * ld * e) * a
+                  + (2 * b * le * e + b * ld * e) * a + 4 * b * ld * e,
+      "attention_projections": (
+          ne * 4 * b * le * hd + nd * (6 * b * ld * hd + 2 * b * le * hd))
+          * a // p,
+      "attention_scores": (
+          (ne * b * h * le * le + nd * b * h * (ld * ld + ld * le)) * score
+          + 4 * h * (le * le + ld * ld)) // p,
+      "mlp_hidden": 3 * (ne * b * le + nd * b * ld) * f * a // p,
+      "logits": 8 * b * ld * v // p,
+  }
+
+
+def plan(model_config: MT5Config, *, batch_size: int,
+         task_feature_lengths: Mapping[str, int], num_devices: int,
+         num_partitions: int = 1, device_memory_gib: float | None = None,
+         parameter_2d_sharding: bool = False, param_dtype: Any = jnp.float32,
+         activation_dtype: Any = None, optimizer=None,
+         headroom: float = DEFAULT_HEADROOM) -> Plan:
+  """Per-device memory of training `model_config`; see the module docstring.
+
+  `optimizer` defaults to the trainer's (``trainer.make_optimizer()``, with
+  any gin bindings); `activation_dtype` to ``model_config.dtype``.
+
+  Raises:
+    ConfigError: a setting that the trainer's mesh cannot take (partitions
+      not dividing the devices or a sharded dimension, a batch not divisible
+      by the data-parallel replicas, a missing length or vocabulary size).
+  """
+  _check_positive(batch_size=batch_size, num_devices=num_devices,
+                  num_partitions=num_partitions)
+  if num_devices % num_partitions:
+    raise errors.ConfigError(
+        f"num_partitions={num_partitions} (gin NUM_PARTITIONS) must divide "
+        f"the number of devices ({num_devices})")
+  data_parallel = num_devices // num_partitions
+  if batch_size % data_parallel:
+    raise errors.ConfigError(
+        f"batch_size={batch_size} (gin BATCH_SIZE) must be a multiple of the "
+        f"{data_parallel} data-parallel replicas (devices {num_devices} / "
+        f"num_partitions {num_partitions})")
+  missing = {"inputs", "targets"} - set(task_feature_lengths)
+  if missing:
+    raise errors.ConfigError(
+        f"task_feature_lengths (gin TASK_FEATURE_LENGTHS) lacks "
+        f"{sorted(missing)}; got {dict(task_feature_lengths)}")
+  if not 0 <= headroom < 1:
+    raise errors.ConfigError(f"headroom must be in [0, 1), got {headroom}")
+
+  rules = partitioning.standard_logical_axis_rules(parameter_2d_sharding)
+  mesh_sizes = {partitioning.DATA_AXIS: data_parallel,
+                partitioning.MODEL_AXIS: num_partitions}
+  boxed = _abstract_params(model_config)
+  boxes = jax.tree_util.tree_flatten_with_path(boxed, is_leaf=_is_box)[0]
+  by_path, param_bytes = {}, {}
+  for path, box in boxes:
+    name = "/".join(_path_name(path))
+    shape = box.value.shape
+    factors = _split_factors(name, shape, box.names, mesh_sizes, rules)
+    by_path[_path_name(path)] = (shape, factors)
+    param_bytes[name] = _sharded_bytes(shape, param_dtype, factors)
+
+  params = jax.tree.map(lambda box: jax.ShapeDtypeStruct(box.value.shape,
+                                                         param_dtype),
+                        boxed, is_leaf=_is_box)
+  if optimizer is None:
+    from t5x_runs import trainer  # pylint: disable=import-outside-toplevel
+    optimizer = trainer.make_optimizer()
+  state = jax.eval_shape(optimizer.init, params)
+  state_bytes = 0
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+    keys = _path_name(path)
+    factors = None
+    # The state's trees mirror the parameters' below a prefix of attributes.
+    for start in range(len(keys)):
+      if keys[start:] in by_path:
+        param_shape, param_factors = by_path[keys[start:]]
+        factors = _state_factors(leaf.shape, param_shape, param_factors)
+        break
+    state_bytes += _sharded_bytes(leaf.shape, leaf.dtype,
+                                  factors or (1,) * len(leaf.shape))
+
+  def acts_at(per_device_batch):
+    return activation_bytes(
+        model_config, per_device_batch=per_device_batch,
+        inputs_length=task_feature_lengths["inputs"],
+        targets_length=task_feature_lengths["targets"],
+        num_partitions=num_partitions, activation_dtype=activation_dtype)
+  acts = acts_at(batch_size // data_parallel)
+  parameters = sum(param_bytes.values())
+  return Plan(
+      model_config=model_config, batch_size=batch_size,
+      task_feature_lengths=dict(task_feature_lengths), num_devices=num_devices,
+      num_partitions=num_partitions,
+      parameter_2d_sharding=parameter_2d_sharding,
+      param_count=sum(math.prod(s) for s, _ in by_path.values()),
+      parameters=parameters, optimizer_state=state_bytes,
+      gradients=parameters, activations=sum(acts.values()),
+      parameters_by_name=param_bytes, activations_by_kind=acts,
+      activations_per_example=(sum(acts_at(1).values())
+                               - sum(acts_at(0).values())),
+      device_memory_gib=device_memory_gib, headroom=headroom)
+
+
+def _resolve(value):
+  """A gin binding's value with macros and configurable calls evaluated."""
+  import gin  # pylint: disable=import-outside-toplevel
+  if isinstance(value, gin.config.ConfigurableReference):
+    return _resolve(value.scoped_configurable_fn())
+  if isinstance(value, dict):
+    return {k: _resolve(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return type(value)(_resolve(v) for v in value)
+  return value
+
+
+def _trainer_setting(name: str, default=None, required: bool = True):
+  import gin  # pylint: disable=import-outside-toplevel
+  try:
+    value = gin.query_parameter(f"trainer.train.{name}")
+  except ValueError as e:
+    if not required:
+      return default
+    raise errors.ConfigError(
+        f"the gin configuration binds no trainer.train.{name} (include "
+        "gin/runs/finetune.gin after a model file)") from e
+  return _resolve(value)
+
+
+def plan_from_gin(gin_files: Sequence[str], bindings: Sequence[str] = (), *,
+                  num_devices: int, device_memory_gib: float | None = None,
+                  headroom: float = DEFAULT_HEADROOM) -> Plan:
+  """`plan` for the training run a gin configuration describes.
+
+  Reads what ``trainer.train`` would get: model_config, batch_size,
+  task_feature_lengths, num_partitions (the MODEL_CONFIG, BATCH_SIZE,
+  TASK_FEATURE_LENGTHS and NUM_PARTITIONS macros of gin/runs/finetune.gin,
+  so ``BATCH_SIZE = 64`` bindings override them) and parameter_2d_sharding
+  if bound. Required macros that planning does not use (MODEL_DIR, ...) get
+  placeholders. Replaces the process's gin configuration.
+  """
+  import re  # pylint: disable=import-outside-toplevel
+  import gin  # pylint: disable=import-outside-toplevel
+  from t5x_runs import entrypoint  # pylint: disable=import-outside-toplevel
+  from t5x_runs import gin_utils  # pylint: disable=import-outside-toplevel
+  files, flag_bindings, _ = gin_utils.parse_flags(
+      [f"--gin_file={f}" for f in gin_files])
+  if not files:
+    raise errors.ConfigError("give at least one gin file (--gin_file=...)")
+  entrypoint.configurables()
+  placeholders = []
+  # gin logs each search-path miss of an `include` as an error; not one here.
+  quiet = logging.getLogger()
+  def misses(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Path not found")
+  quiet.addFilter(misses)
+  try:
+    for _ in range(20):
+      gin.clear_config()
+      try:
+        gin_utils.parse_gin(files, placeholders + flag_bindings + list(bindings))
+        break
+      except errors.ConfigError as e:
+        required = re.search(r"(\w+)/macro\.value set to `%gin\.REQUIRED`",
+                             str(e))
+        if not required or f"{required.group(1)} = {_UNUSED}" in placeholders:
+          raise
+        placeholders.append(f"{required.group(1)} = {_UNUSED}")
+  finally:
+    quiet.removeFilter(misses)
+  try:
+    model_config = _trainer_setting("model_config")
+  except errors.KoraniError:
+    raise
+  except ValueError as e:  # e.g. an unknown size in models.mt5_config
+    raise errors.ConfigError(f"gin configuration error: {e}") from e
+  return plan(
+      model_config,
+      batch_size=_trainer_setting("batch_size"),
+      task_feature_lengths=_trainer_setting("task_feature_lengths"),
+      num_devices=num_devices,
+      num_partitions=_trainer_setting("num_partitions", 1, required=False),
+      parameter_2d_sharding=bool(_trainer_setting(
+          "parameter_2d_sharding", False, required=False)),
+      device_memory_gib=device_memory_gib, headroom=headroom)
+
+
+def _gib(n: float) -> str:
+  return f"{n / GIB:,.3f}"
+
+
+def format_plan(p: Plan) -> str:
+  """The plan as a table: component, GiB per device, GiB over all devices."""
+  cfg = p.model_config
+  lengths = ", ".join(f"{k} {v}" for k, v in p.task_feature_lengths.items())
+  lines = [
+      f"model: {cfg.num_encoder_layers}+{cfg.num_decoder_layers} layers, "
+      f"emb {cfg.emb_dim}, mlp {cfg.mlp_dim}, {cfg.num_heads} heads, vocab "
+      f"{cfg.vocab_size:,}: {p.param_count:,} parameters",
+      f"run: batch {p.batch_size} ({p.per_device_batch} per replica), "
+      f"lengths {lengths}, {cfg.dtype} activations",
+      f"mesh: {p.num_devices} devices = {p.data_parallel} data x "
+      f"{p.num_partitions} model, 2-D parameter sharding "
+      f"{'on' if p.parameter_2d_sharding else 'off'}",
+      "",
+  ]
+  rows = [("parameters", p.parameters), ("optimizer state", p.optimizer_state),
+          ("gradients", p.gradients), ("activations (estimate)", p.activations),
+          ("total", p.total)]
+  headers = ("component", "GiB per device", f"GiB total ({p.num_devices})")
+  cells = [headers] + [(name, _gib(n), _gib(n * p.num_devices))
+                       for name, n in rows]
+  widths = [max(len(c[i]) for c in cells) for i in range(3)]
+  for i, cell in enumerate(cells):
+    if i == len(cells) - 1:
+      lines.append("  ".join("-" * w for w in widths))
+    lines.append("  ".join([cell[0].ljust(widths[0])]
+                           + [c.rjust(w) for c, w in zip(cell[1:], widths[1:])]))
+    if i == 0:
+      lines.append("  ".join("-" * w for w in widths))
+  lines.append("")
+  if p.fits is None:
+    lines.append(f"fits: unknown ({_gib(p.total)} GiB per device; give "
+                 "--device_memory=GiB)")
+  else:
+    lines.append(
+        f"fits: {'yes' if p.fits else 'no'} ({_gib(p.total)} of "
+        f"{p.device_memory_gib:g} GiB per device; at most "
+        f"{_gib(p.usable_bytes)} GiB usable with {p.headroom:.0%} headroom)")
+    largest = p.max_batch_size
+    if largest:
+      lines.append(f"largest batch that fits: {largest} "
+                   f"({largest // p.data_parallel} per replica)")
+    else:
+      lines.append("largest batch that fits: none (not one example per "
+                   "replica; more NUM_PARTITIONS or devices)")
+  return "\n".join(lines)

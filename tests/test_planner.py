@@ -1,0 +1,206 @@
+"""The memory planner (t5x_runs/planner.py) and `korani plan`."""
+
+import math
+import subprocess
+import sys
+
+import gin
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import linen as nn
+
+from korani_tasks import errors
+from t5x_runs import cli
+from t5x_runs import planner
+from t5x_runs import trainer
+from t5x_runs.models import MT5, mt5_config, param_count
+
+LENGTHS = {"inputs": 64, "targets": 16}
+SMALL_PARAMS = 300_176_768  # as tests/test_gin.py
+
+
+@pytest.fixture(autouse=True)
+def _clear_gin():
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
+def _plan(config, **kwargs):
+  kwargs = {"batch_size": 8, "task_feature_lengths": LENGTHS,
+            "num_devices": 1, **kwargs}
+  return planner.plan(config, **kwargs)
+
+
+@pytest.mark.parametrize("size", ["tiny", "small"])
+def test_parameters_on_one_device_are_the_exact_float32_bytes(size):
+  config = mt5_config(size)
+  plan = _plan(config)
+  assert plan.param_count == param_count(config)
+  if size == "small":
+    assert plan.param_count == SMALL_PARAMS
+  assert plan.parameters == plan.param_count * 4
+  assert plan.gradients == plan.parameters
+
+
+def test_partitions_split_the_model_axes_and_replicate_the_rest():
+  config = mt5_config("tiny")  # emb 64, 4 heads x 16, mlp 128, vocab 512
+  one = _plan(config)
+  two = _plan(config, num_devices=2, num_partitions=2)
+  # Only the layer norms' scales ('embed') stay whole: 2 per encoder layer,
+  # 3 per decoder layer, plus the two final norms.
+  scales = (2 * 2 + 1 + 3 * 2 + 1) * 64
+  assert two.parameters == (param_count(config) - scales) * 4 // 2 + scales * 4
+  layer = {k: v for k, v in two.parameters_by_name.items()
+           if k.startswith("encoder/layers_0/")}
+  # q, k, v [64, 64] and out [64, 64] split on joined_kv; wi_0, wi_1
+  # [64, 128] and wo [128, 64] split on mlp; two [64] scales replicated.
+  assert layer["encoder/layers_0/attention/query/kernel"] == 64 * 64 * 4 // 2
+  assert layer["encoder/layers_0/mlp/wo/kernel"] == 128 * 64 * 4 // 2
+  assert layer["encoder/layers_0/pre_mlp_layer_norm/scale"] == 64 * 4
+  assert sum(layer.values()) == (4 * 64 * 64 + 3 * 64 * 128) * 4 // 2 + 2 * 64 * 4
+  assert two.parameters_by_name["token_embedder/embedding"] == 512 * 64 * 4 // 2
+  # Pure data parallelism replicates everything.
+  four = _plan(config, num_devices=4)
+  assert four.parameters == one.parameters
+  # 2-D sharding also splits 'embed' over the data-parallel replicas.
+  two_d = _plan(config, num_devices=4, num_partitions=2,
+                parameter_2d_sharding=True)
+  assert two_d.parameters_by_name["encoder/layers_0/mlp/wo/kernel"] == (
+      128 * 64 * 4 // 4)
+  assert two_d.parameters_by_name["encoder/encoder_norm/scale"] == 64 * 4 // 2
+
+
+def test_optimizer_state_is_the_trainers_adafactor_state():
+  config = mt5_config("tiny")
+  tokens = jax.ShapeDtypeStruct((1, 1), jnp.int32)
+  params = jax.eval_shape(
+      lambda r, a, b: MT5(config).init(r, a, b)["params"],
+      jax.random.key(0), tokens, tokens)
+  state = jax.eval_shape(trainer.make_optimizer().init,
+                         nn.unbox(params))
+  expected = sum(math.prod(x.shape) * x.dtype.itemsize
+                 for x in jax.tree.leaves(state))
+  one = _plan(config)
+  assert one.optimizer_state == expected
+  # No tiny dimension pair reaches Adafactor's factoring threshold (128):
+  # a full second moment per parameter (plus (1,) placeholders, counters).
+  assert one.parameters < one.optimizer_state < one.parameters * 1.01
+  # ... sharded as its parameter.
+  two = _plan(config, num_devices=2, num_partitions=2)
+  assert two.parameters < two.optimizer_state < two.parameters * 1.01
+  # mT5-Small's matrices factor into row and column vectors.
+  small = _plan(mt5_config("small"))
+  assert small.optimizer_state < small.parameters / 100
+
+
+def test_activations_grow_linearly_with_the_batch():
+  config = mt5_config("tiny")
+  acts = [_plan(config, batch_size=b).activations for b in (8, 16, 24)]
+  assert acts[0] < acts[1] < acts[2]
+  assert acts[2] - acts[1] == acts[1] - acts[0]
+  plan = _plan(config, batch_size=8)
+  # float32 logits and their softmax: 8 bytes per [batch, targets, vocab].
+  assert plan.activations_by_kind["logits"] == 8 * 8 * 16 * 512
+  # The per-device batch is what counts: 4 replicas of batch 32 = 1 x 8.
+  assert _plan(config, batch_size=32, num_devices=4).activations == (
+      plan.activations)
+  bf16 = _plan(mt5_config("tiny", dtype="bfloat16"), batch_size=8)
+  assert bf16.activations < plan.activations
+  assert bf16.activations_by_kind["logits"] == plan.activations_by_kind["logits"]
+
+
+def test_fits_against_device_memory_with_headroom():
+  config = mt5_config("tiny")
+  plan = _plan(config)
+  assert plan.fits is None
+  gib = plan.total / planner.GIB
+  assert _plan(config, device_memory_gib=gib / 0.9 * 1.01).fits
+  assert not _plan(config, device_memory_gib=gib * 1.05).fits
+  assert _plan(config, device_memory_gib=gib * 1.05, headroom=0.0).fits
+  # The largest batch: the activations grow by activations_per_example.
+  roomy = _plan(config, num_devices=2, device_memory_gib=gib * 2)
+  largest = roomy.max_batch_size
+  assert largest % 2 == 0 and largest > 8
+  assert _plan(config, num_devices=2, batch_size=largest,
+               device_memory_gib=gib * 2).fits
+  assert not _plan(config, num_devices=2, batch_size=largest + 2,
+                   device_memory_gib=gib * 2).fits
+
+
+def test_bad_partitions_and_batches_are_clear_errors():
+  tiny = mt5_config("tiny")
+  with pytest.raises(errors.ConfigError, match=r"num_partitions=3 .* must "
+                     r"divide the number of devices \(4\)"):
+    _plan(tiny, num_devices=4, num_partitions=3)
+  # mT5-Small has 6 heads: 4 partitions cannot split them.
+  with pytest.raises(errors.ConfigError,
+                     match=r"num_partitions=4 .*'heads', size 6"):
+    _plan(mt5_config("small"), num_devices=4, num_partitions=4)
+  with pytest.raises(errors.ConfigError, match="batch_size=6 .*BATCH_SIZE"):
+    _plan(tiny, batch_size=6, num_devices=4)
+  with pytest.raises(errors.ConfigError, match="parameter_2d_sharding"):
+    _plan(tiny, num_devices=3, parameter_2d_sharding=True, batch_size=3)
+  with pytest.raises(errors.ConfigError, match="vocab_size"):
+    _plan(mt5_config("tiny", vocab_size=None))
+
+
+def _gin_files():
+  return ["gin/models/mt5_small.gin", "gin/runs/finetune.gin"]
+
+
+def test_plan_from_gin_reads_the_run_and_its_overrides():
+  plan = planner.plan_from_gin(_gin_files(), ["BATCH_SIZE = 64"],
+                               num_devices=8, device_memory_gib=80)
+  assert plan.batch_size == 64 and plan.per_device_batch == 8
+  assert plan.task_feature_lengths == {"inputs": 1024, "targets": 256}
+  assert plan.num_partitions == 1
+  assert plan.parameters == SMALL_PARAMS * 4
+  assert plan.fits
+  bigger = planner.plan_from_gin(
+      _gin_files(), ["BATCH_SIZE = 128", "NUM_PARTITIONS = 2",
+                     "ACTIVATION_DTYPE = 'bfloat16'"], num_devices=8)
+  assert bigger.per_device_batch == 32 and bigger.num_partitions == 2
+  assert bigger.model_config.dtype == "bfloat16"
+  with pytest.raises(errors.ConfigError, match="vocab_size"):
+    planner.plan_from_gin(["gin/models/mt5_tiny.gin", "gin/runs/finetune.gin"],
+                          [], num_devices=1)
+
+
+def test_cli_prints_the_table(capsys, caplog):
+  # An experiment file: includes (gin logs their search misses) and a
+  # required MODEL_DIR that planning does not need.
+  rc = cli.main(["plan", "--gin_file=gin/models/mt5_small.gin",
+                 "--gin_file=gin/experiments/ko_to_en.gin",
+                 "--gin.BATCH_SIZE=64", "--devices=8", "--device_memory=16"])
+  out, err = capsys.readouterr()
+  assert rc == 0, err
+  assert "Path not found" not in err + caplog.text
+  assert "300,176,768 parameters" in out
+  for row in ("parameters", "optimizer state", "gradients", "activations",
+              "total", "GiB per device", "GiB total (8)"):
+    assert row in out
+  assert "batch 64 (8 per replica)" in out
+  assert "fits: yes (" in out and " of 16 GiB per device" in out
+  assert "largest batch that fits: " in out
+
+  rc = cli.main(["plan", "--gin_file", _gin_files()[0], "--gin_file",
+                 _gin_files()[1], "--gin.NUM_PARTITIONS=3", "--devices=8"])
+  err = capsys.readouterr().err
+  assert rc == 2 and "korani plan: error: num_partitions=3" in err
+
+
+def test_cli_argument_errors_import_nothing_heavy():
+  code = (
+      "import sys\n"
+      "from t5x_runs import cli\n"
+      "rc1 = cli.main(['plan', '--gin_file=gin/models/mt5_small.gin'])\n"
+      "rc2 = cli.main(['plan', '--devices=2'])\n"
+      "heavy = [m for m in ('jax', 'tensorflow', 'seqio', 'korani_tasks')\n"
+      "         if m in sys.modules]\n"
+      "print(rc1, rc2, heavy)\n")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=120, check=True)
+  assert result.stdout.strip() == "2 2 []", result.stderr
+  assert "--devices" in result.stderr and "--gin_file" in result.stderr
