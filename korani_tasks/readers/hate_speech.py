@@ -172,10 +172,7 @@ def read_apeach(path: os.PathLike | str) -> Iterator[tuple[int, Record]]:
       header = next(reader, None)
       if not header:
         raise DataFormatError(path, 1, "empty file: expected a header row")
-      for column in _APEACH_COLUMNS:
-        if column not in header:
-          raise DataFormatError(
-              path, 1, f"missing column {column!r}; the header has {header}")
+      tsv.check_header(header, _APEACH_COLUMNS, path)
       count = 0
       start = reader.line_num + 1
       for fields in reader:

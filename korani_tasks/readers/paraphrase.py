@@ -262,13 +262,7 @@ def _read_csv(
     header = next(reader, None)
     if not header:
       raise DataFormatError(path, 1, "empty file: expected a header row")
-    duplicates = sorted({n for n in header if header.count(n) > 1})
-    if duplicates:
-      raise DataFormatError(path, 1, f"header repeats column(s) {duplicates}")
-    for column in required_columns:
-      if column not in header:
-        raise DataFormatError(
-            path, 1, f"missing column {column!r}; the header has {header}")
+    tsv.check_header(header, required_columns, path)
     num_rows = 0
     first_blank = None
     previous_end = reader.line_num

@@ -44,6 +44,22 @@ def _decoded_lines(path: os.PathLike | str) -> Iterator[tuple[int, str]]:
       yield number, text.removeprefix(_BOM) if number == 1 else text
 
 
+def check_header(header: Sequence[str], required_columns: Sequence[str],
+                 path: os.PathLike | str) -> None:
+  """Checks a header row (TSV or CSV): no repeated name, every required one.
+
+  Raises:
+    DataFormatError: naming the file, line 1 and the column.
+  """
+  duplicates = sorted({name for name in header if header.count(name) > 1})
+  if duplicates:
+    raise DataFormatError(path, 1, f"header repeats column(s) {duplicates}")
+  for column in required_columns:
+    if column not in header:
+      raise DataFormatError(
+          path, 1, f"missing column {column!r}; the header has {list(header)}")
+
+
 def read_tsv(
     path: os.PathLike | str, required_columns: Sequence[str]
 ) -> Iterator[tuple[int, dict[str, str]]]:
@@ -70,13 +86,7 @@ def read_tsv(
   if not header_line[1]:
     raise DataFormatError(path, 1, "blank first line: expected a header row")
   header = header_line[1].split("\t")
-  duplicates = sorted({name for name in header if header.count(name) > 1})
-  if duplicates:
-    raise DataFormatError(path, 1, f"header repeats column(s) {duplicates}")
-  for column in required_columns:
-    if column not in header:
-      raise DataFormatError(
-          path, 1, f"missing column {column!r}; the header has {header}")
+  check_header(header, required_columns, path)
 
   num_rows = 0
   first_blank = None  # A blank line is fine only if nothing follows it.
