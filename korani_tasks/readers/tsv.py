@@ -44,6 +44,24 @@ def _decoded_lines(path: os.PathLike | str) -> Iterator[tuple[int, str]]:
       yield number, text.removeprefix(_BOM) if number == 1 else text
 
 
+def _nonblank(lines: Iterator[tuple[int, str]],
+              path: os.PathLike | str) -> Iterator[tuple[int, str]]:
+  """The non-blank lines; blank lines are fine only if nothing follows them.
+
+  Raises:
+    DataFormatError: a blank line followed by more data (names its line).
+  """
+  first_blank = None
+  for number, text in lines:
+    if not text:
+      first_blank = first_blank or number
+      continue
+    if first_blank:
+      raise DataFormatError(
+          path, first_blank, "blank line in the middle of the data")
+    yield number, text
+
+
 def check_header(header: Sequence[str], required_columns: Sequence[str],
                  path: os.PathLike | str) -> None:
   """Checks a header row (TSV or CSV): no repeated name, every required one.
@@ -89,14 +107,7 @@ def read_tsv(
   check_header(header, required_columns, path)
 
   num_rows = 0
-  first_blank = None  # A blank line is fine only if nothing follows it.
-  for number, text in lines:
-    if not text:
-      first_blank = first_blank or number
-      continue
-    if first_blank:
-      raise DataFormatError(
-          path, first_blank, "blank line in the middle of the data")
+  for number, text in _nonblank(lines, path):
     fields = text.split("\t")
     if len(fields) != len(header):
       raise DataFormatError(
@@ -118,15 +129,7 @@ def read_lines(path: os.PathLike | str) -> Iterator[tuple[int, str]]:
     DataFormatError: not UTF-8, a blank line in the middle, or no data.
   """
   count = 0
-  first_blank = None
-  lines = _decoded_lines(path)
-  for number, text in lines:
-    if not text:
-      first_blank = first_blank or number
-      continue
-    if first_blank:
-      raise DataFormatError(
-          path, first_blank, "blank line in the middle of the data")
+  for number, text in _nonblank(_decoded_lines(path), path):
     count += 1
     yield number, text
   if not count:
