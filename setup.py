@@ -23,6 +23,10 @@ INSTALL_REQUIRES = [
     "gin-config>=0.5",
     "clu>=0.0.12",
     "tensorboard>=2.20",
+    # Checkpoint exchange: t5x checkpoints (TensorStore arrays, local or
+    # gs://) and Hugging Face safetensors, both read and written with numpy.
+    "tensorstore>=0.1.70",
+    "safetensors>=0.4",
     # Reporting.
     "numpy",
     "tqdm",
@@ -46,7 +50,12 @@ setuptools.setup(
     },
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout"],
+        # transformers + PyTorch (CPU build) check the Hugging Face round
+        # trip; torch is pinned to the CPU wheel this environment carries.
+        "test": ["pytest>=8", "pytest-timeout", "transformers>=4.40",
+                 "torch==2.13.0"],
+        # Reading PyTorch state dicts (pytorch_model.bin) of HF checkpoints.
+        "hf": ["torch", "transformers>=4.40"],
     },
     entry_points={
         "console_scripts": ["korani=t5x_runs.cli:main"],

@@ -13,6 +13,12 @@
                                                           a mixture's tasks
     korani compare SETTING=EVAL_DIR ... [--output DIR]    one column per training
                                                           setting (comparison.md)
+    korani checkpoint export-hf MODEL_DIR --output DIR [--step N]
+                                                          a run's checkpoint as a
+                                                          Hugging Face mT5 folder
+    korani checkpoint export-t5x MODEL_DIR --output DIR [--step N] [--dtype D]
+                                                          ... as a t5x checkpoint
+                                                          (msgpack + TensorStore)
     korani plan --gin_file=F [--gin.MACRO=value ...] --devices=N [--device_memory=GiB]
                                                           per-device memory of the
                                                           run's training step
@@ -413,6 +419,88 @@ def _compare(argv: Sequence[str]) -> int:
   return _guard("korani compare", run)
 
 
+# -- korani checkpoint ---------------------------------------------------------
+
+
+def _checkpoint_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="korani checkpoint",
+      description="Checkpoints of training runs in other formats (see "
+      "t5x_runs/exchange/).")
+  commands = parser.add_subparsers(dest="command", required=True)
+  export = commands.add_parser(
+      "export-hf",
+      help="write a run's parameters as a Hugging Face mT5 folder "
+      "(config.json, model.safetensors, spiece.model) that "
+      "transformers.MT5ForConditionalGeneration.from_pretrained loads")
+  export.add_argument("model_dir", metavar="MODEL_DIR",
+                      help="the model dir of a training run")
+  export.add_argument("--output", required=True, metavar="DIR",
+                      help="the folder to create (must not exist or be empty)")
+  export.add_argument("--step", type=int, default=None,
+                      help="the checkpoint step (default: the latest)")
+  t5x = commands.add_parser(
+      "export-t5x",
+      help="write a run's parameters as a t5x checkpoint folder "
+      "(DIR/checkpoint_<step>: msgpack + one TensorStore array per parameter) "
+      "for upstream t5x (gin/t5x/)")
+  t5x.add_argument("model_dir", metavar="MODEL_DIR",
+                   help="the model dir of a training run")
+  t5x.add_argument("--output", required=True, metavar="DIR",
+                   help="the t5x model or checkpoints folder to write into")
+  t5x.add_argument("--step", type=int, default=None,
+                   help="the checkpoint step (default: the latest)")
+  t5x.add_argument("--dtype", choices=("float32", "bfloat16"),
+                   default="float32", help="stored dtype (default float32)")
+  return parser
+
+
+def _restore_run(model_dir: str, step: int | None):
+  """(params, model config, step) of a training run's checkpoint."""
+  from t5x_runs import evaluator, partitioning, trainer
+  config = trainer.load_model_config(model_dir)
+  params, step = evaluator.restore_params(
+      model_dir, config, partitioning.make_mesh(1), step)
+  return params, config, step
+
+
+def _checkpoint_export_hf(args: argparse.Namespace) -> int:
+  import tensorflow as tf
+  from t5x_runs import trainer
+  from t5x_runs.exchange import hf_mt5
+  params, config, step = _restore_run(args.model_dir, args.step)
+  extra = {}
+  vocabulary = os.path.join(args.model_dir, trainer.VOCAB_FILE)
+  if tf.io.gfile.exists(vocabulary):  # MT5Tokenizer's file name.
+    with tf.io.gfile.GFile(vocabulary, "rb") as f:
+      extra["spiece.model"] = f.read()
+  written = hf_mt5.export_hf_checkpoint(params, config, args.output, extra)
+  print(f"Exported step {step} of {args.model_dir} to {args.output}:")
+  for path in written:
+    print(f"  {path}")
+  if not extra:
+    print(f"  (no {vocabulary}: no spiece.model written)")
+  return 0
+
+
+def _checkpoint_export_t5x(args: argparse.Namespace) -> int:
+  from t5x_runs.exchange import t5x_checkpoint
+  params, _, step = _restore_run(args.model_dir, args.step)
+  written = t5x_checkpoint.save_t5x_checkpoint(params, args.output, step,
+                                               args.dtype)
+  print(f"Exported step {step} of {args.model_dir} to {written}")
+  return 0
+
+
+def _checkpoint(argv: Sequence[str]) -> int:
+  args = _parse(_checkpoint_parser(), argv)
+  if isinstance(args, int):
+    return args
+  run = {"export-hf": _checkpoint_export_hf,
+         "export-t5x": _checkpoint_export_t5x}[args.command]
+  return _guard(f"korani checkpoint {args.command}", lambda: run(args))
+
+
 # -- korani plan ---------------------------------------------------------------
 
 _GIN_FLAGS = ("--gin_file", "--gin_bindings", "--gin_search_paths", "--gin.")
@@ -497,6 +585,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _tasks(rest)
   if command == "compare":
     return _compare(rest)
+  if command == "checkpoint":
+    return _checkpoint(rest)
   if command == "plan":
     return _plan(rest)
   print(f"korani: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
