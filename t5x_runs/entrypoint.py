@@ -31,9 +31,35 @@ def configurables():
   return registered
 
 
+# t5x's multi-host flags (t5x/train.py): --coordinator_address=HOST:PORT
+# --process_count=N --process_index=I. Not needed on a Cloud TPU slice.
+_DISTRIBUTED_FLAGS = {"--coordinator_address": str, "--process_count": int,
+                      "--process_index": int}
+
+
+def parse_distributed_flags(args: Sequence[str]
+                            ) -> tuple[dict[str, object], list[str]]:
+  """Splits t5x's multi-host flags off; returns (settings, other args)."""
+  settings, rest = {}, []
+  for arg in args:
+    flag, sep, value = arg.partition("=")
+    if flag not in _DISTRIBUTED_FLAGS:
+      rest.append(arg)
+      continue
+    if not sep or not value:
+      raise errors.ConfigError(f"{flag} needs a value ({flag}=...)")
+    try:
+      settings[flag[2:]] = _DISTRIBUTED_FLAGS[flag](value)
+    except ValueError:
+      raise errors.ConfigError(
+          f"{flag}={value!r} is not a valid {_DISTRIBUTED_FLAGS[flag].__name__}"
+      ) from None
+  return settings, rest
+
+
 def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
                  name: str) -> int:
-  """Parses gin flags, registers tasks and mixtures, calls `run`.
+  """Parses gin and multi-host flags, registers tasks and mixtures, calls `run`.
 
   Errors a user can fix (bad data, bad settings) print one clear message and
   exit with status 2 instead of a traceback.
@@ -43,12 +69,17 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
   try:
     from t5x_runs import gin_utils  # pylint: disable=import-outside-toplevel
     files, bindings, rest = gin_utils.parse_flags(argv)
+    multihost, rest = parse_distributed_flags(rest)
     if rest:
       raise errors.ConfigError(
           f"{name}: unrecognized arguments {rest} (expected --gin_file=..., "
-          "--gin.MACRO=value, --gin_bindings=..., --gin_search_paths=...)")
+          "--gin.MACRO=value, --gin_bindings=..., --gin_search_paths=..., "
+          "and on several hosts --coordinator_address=HOST:PORT "
+          "--process_count=N --process_index=I)")
     if not files:
       raise errors.ConfigError(f"{name}: give at least one --gin_file")
+    from t5x_runs import distributed  # pylint: disable=import-outside-toplevel
+    distributed.initialize(**multihost)
     configurables()
     gin_utils.parse_gin(files, bindings)
     run()

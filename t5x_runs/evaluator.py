@@ -77,7 +77,13 @@ class ChoiceScorer:
           logits, batch["decoder_target_tokens"],
           batch["decoder_loss_weights"])
 
-    self._score = jax.jit(score)
+    # Explicit shardings: the parameters stay as restored (sharded like in
+    # training), the batch is split over 'data', the scores are replicated.
+    self._score = jax.jit(
+        score,
+        in_shardings=(jax.tree.map(lambda x: x.sharding, params),
+                      self.batch_sharding),
+        out_shardings=partitioning.replicated(mesh))
 
   def _batches(self, features: Mapping[str, np.ndarray]):
     """Yields (row numbers, batch cut to its bucket and padded to size)."""
@@ -114,12 +120,24 @@ class ChoiceScorer:
                 for k in chunks[0][1]}
     scores = np.zeros(len(indices), np.float64)
     for rows, batch in self._batches(features):
-      batch = jax.device_put(batch, self.batch_sharding)
-      batch_scores = np.asarray(jax.device_get(self._score(self.params, batch)))
+      batch = _global_batch(batch, self.batch_sharding)
+      batch_scores = np.asarray(self._score(self.params, batch))
       scores[rows] = batch_scores[:len(rows)]
       if bar is not None:
         bar.update(len(rows))
     return list(zip(indices.tolist(), scores.tolist()))
+
+
+def _global_batch(batch: Mapping[str, np.ndarray], sharding
+                  ) -> dict[str, jax.Array]:
+  """Global arrays from a batch every process holds in full.
+
+  Each process scores the same examples (seqio's evaluation data is read
+  whole on every host) and fills only its own devices' rows.
+  """
+  return {k: jax.make_array_from_callback(v.shape, sharding,
+                                          lambda index, v=v: v[index])
+          for k, v in batch.items()}
 
 
 def restore_params(model_dir: str, config: MT5Config, mesh,

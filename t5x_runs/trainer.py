@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from typing import Mapping
+from typing import Any, Mapping
 
 import flax.linen as nn
 import gin
@@ -24,10 +24,12 @@ import seqio
 import tensorflow as tf
 import tqdm
 from clu import metric_writers
+from jax.sharding import Mesh
 
 from korani_tasks import errors
 from korani_tasks import vocab as vocab_lib
 from t5x_runs import checkpoints
+from t5x_runs import distributed
 from t5x_runs import losses
 from t5x_runs import partitioning
 from t5x_runs.models import MT5, MT5Config
@@ -127,18 +129,114 @@ def make_train_step(model: MT5, optimizer: optax.GradientTransformation,
   return train_step
 
 
+@dataclasses.dataclass
+class ShardedTrainState:
+  """Parameters and optimizer state on a mesh, with their shardings."""
+  params: Any
+  opt_state: Any
+  param_shardings: Any
+  opt_state_shardings: Any
+  mesh: Mesh
+
+  def compile_step(self, model: MT5, optimizer: optax.GradientTransformation,
+                   z_loss: float):
+    """`make_train_step` jit-compiled with explicit in/out shardings.
+
+    Parameters and optimizer state keep their shardings (and are donated:
+    updated in place), the batch is split over 'data', the dropout key and
+    the metrics are replicated.
+    """
+    replicated = partitioning.replicated(self.mesh)
+    return jax.jit(
+        make_train_step(model, optimizer, z_loss),
+        in_shardings=(self.param_shardings, self.opt_state_shardings,
+                      partitioning.batch_sharding(self.mesh), replicated),
+        out_shardings=(self.param_shardings, self.opt_state_shardings,
+                       replicated),
+        donate_argnums=(0, 1))
+
+
+def init_train_state(model: MT5, optimizer: optax.GradientTransformation,
+                     mesh: Mesh, rules: partitioning.LogicalRules,
+                     task_feature_lengths: Mapping[str, int], seed: int,
+                     init_checkpoint: str | None = None) -> ShardedTrainState:
+  """Initial parameters and optimizer state, created directly in shards.
+
+  Parameters come from `init_checkpoint` (a t5x or Hugging Face checkpoint,
+  see t5x_runs/exchange) when given, else from the model's initializers with
+  `seed`. Each device only ever holds its own shards.
+  """
+  dummy = {
+      "encoder_input_tokens": jnp.ones((1, task_feature_lengths["inputs"]),
+                                       jnp.int32),
+      "decoder_input_tokens": jnp.ones((1, task_feature_lengths["targets"]),
+                                       jnp.int32),
+  }
+
+  def init_params(rng):
+    return model.init(rng, **dummy)["params"]
+
+  boxed = jax.eval_shape(init_params, jax.random.PRNGKey(seed))
+  param_shardings = partitioning.param_shardings(boxed, mesh, rules)
+  abstract_params = nn.unbox(boxed)
+  with mesh, nn.logical_axis_rules(rules):
+    if init_checkpoint:
+      params = load_initial_params(init_checkpoint, model.config,
+                                   abstract_params, param_shardings)
+    else:
+      params = jax.jit(lambda r: nn.unbox(init_params(r)),
+                       out_shardings=param_shardings)(jax.random.PRNGKey(seed))
+    abstract_state = jax.eval_shape(optimizer.init, abstract_params)
+    state_shardings = partitioning.opt_state_shardings(
+        abstract_state, abstract_params, param_shardings, mesh)
+    opt_state = jax.jit(optimizer.init, in_shardings=(param_shardings,),
+                        out_shardings=state_shardings)(params)
+  return ShardedTrainState(params, opt_state, param_shardings, state_shardings,
+                           mesh)
+
+
+def load_initial_params(path: str, config: MT5Config, abstract_params: Any,
+                        shardings: Any) -> Any:
+  """Parameters of a pretrained checkpoint, read shard by shard.
+
+  Each device's shard is read from the checkpoint on its own
+  (`jax.make_array_from_callback`): a host reads only the slices its
+  devices hold, which matters for XXL's 13B parameters.
+  """
+  from t5x_runs import exchange  # pylint: disable=import-outside-toplevel
+  loaded, _ = exchange.load_pretrained(path, config)
+  exchange.check_params_match(loaded, abstract_params)
+  logging.info("Initializing parameters from %s", path)
+
+  def place(leaf, abstract, sharding):
+    return jax.make_array_from_callback(
+        abstract.shape, sharding,
+        lambda index: np.asarray(leaf[index], np.float32))
+
+  return jax.tree.map(place, loaded, abstract_params, shardings)
+
+
+def _check_batch_fits_mesh(batch_size: int, mesh: Mesh) -> None:
+  replicas = mesh.shape[partitioning.DATA_AXIS]
+  if batch_size % replicas:
+    raise errors.ConfigError(
+        f"batch_size={batch_size} must be divisible by the {replicas} "
+        f"data-parallel replicas ({mesh.devices.size} devices / "
+        f"num_partitions={mesh.shape[partitioning.MODEL_AXIS]})")
+
+
 def _use_vocabulary(vocabulary: str | None, model_dir: str) -> seqio.Vocabulary:
-  """Selects the run's vocabulary and keeps a copy in the model dir."""
+  """Selects the run's vocabulary; process 0 keeps a copy in the model dir."""
   copy = os.path.join(model_dir, VOCAB_FILE)
   if vocabulary is None and tf.io.gfile.exists(copy):
     vocabulary = copy  # a resumed run keeps the vocabulary it started with
   vocab_lib.use_vocabulary(vocabulary)
   path = vocab_lib.vocabulary_path()
-  if not tf.io.gfile.exists(copy):
+  if distributed.is_primary() and not tf.io.gfile.exists(copy):
     tmp = copy + ".tmp"
     tf.io.gfile.copy(path, tmp, overwrite=True)
     tf.io.gfile.rename(tmp, copy, overwrite=True)
-  return seqio.SentencePieceVocabulary(copy)
+  return seqio.SentencePieceVocabulary(path)
 
 
 @gin.configurable(denylist=["progress"])
@@ -150,6 +248,7 @@ def train(*,
           num_train_steps: int = gin.REQUIRED,
           model_config: MT5Config = gin.REQUIRED,
           vocabulary: str | None = None,
+          init_checkpoint: str | None = None,
           seed: int = 0,
           pack: bool = True,
           z_loss: float = 1e-4,
@@ -159,7 +258,14 @@ def train(*,
           keep_checkpoints: int | None = 3,
           log_period: int = 10,
           progress: bool = True) -> TrainResult:
-  """Fine-tunes mT5 on a seqio mixture; see the module docstring."""
+  """Fine-tunes mT5 on a seqio mixture; see the module docstring.
+
+  `batch_size` is global: split over the mesh's data-parallel replicas (and
+  over the processes of a multi-host run, each reading its own shard of the
+  data). `init_checkpoint` (a t5x or Hugging Face mT5 checkpoint) gives the
+  starting parameters of a new run; a run that has checkpoints resumes from
+  its latest one instead.
+  """
   if num_train_steps <= 0 or batch_size <= 0 or checkpoint_period <= 0:
     raise errors.ConfigError(
         "num_train_steps, batch_size and checkpoint_period must be positive "
@@ -170,26 +276,18 @@ def train(*,
   _check_same_model(model_dir, config)
 
   mesh = partitioning.make_mesh(num_partitions)
+  _check_batch_fits_mesh(batch_size, mesh)
+  host_batch_size = distributed.host_batch_size(batch_size)
   rules = partitioning.standard_logical_axis_rules(parameter_2d_sharding)
   model = MT5(config)
   optimizer = make_optimizer()
   lengths = dict(task_feature_lengths)
-  dummy = {
-      "encoder_input_tokens": jnp.ones((1, lengths["inputs"]), jnp.int32),
-      "decoder_input_tokens": jnp.ones((1, lengths["targets"]), jnp.int32),
-  }
-
-  def init_params(rng):
-    return model.init(rng, **dummy)["params"]
-
-  boxed = jax.eval_shape(init_params, jax.random.PRNGKey(seed))
-  param_shardings = partitioning.param_shardings(boxed, mesh, rules)
   store = checkpoints.CheckpointStore(model_dir, max_to_keep=keep_checkpoints)
+  start_step = store.latest_step() or 0
+  state = init_train_state(model, optimizer, mesh, rules, lengths, seed,
+                           init_checkpoint=None if start_step else init_checkpoint)
+  params, opt_state = state.params, state.opt_state
   with mesh, nn.logical_axis_rules(rules):
-    params = jax.jit(lambda r: nn.unbox(init_params(r)),
-                     out_shardings=param_shardings)(jax.random.PRNGKey(seed))
-    opt_state = jax.jit(optimizer.init)(params)
-    start_step = store.latest_step() or 0
     if start_step:
       restored = store.restore(start_step, checkpoints.abstract_like(params),
                                checkpoints.abstract_like(opt_state))
@@ -198,23 +296,29 @@ def train(*,
     if start_step >= num_train_steps:
       logging.info("Checkpoint %d already reaches num_train_steps=%d",
                    start_step, num_train_steps)
+      store.close()
       return TrainResult(start_step, start_step, [], config)
 
-    step_fn = jax.jit(make_train_step(model, optimizer, z_loss),
-                      donate_argnums=(0, 1))
-    batches = train_batches(mixture_or_task_name, lengths, batch_size, seed,
-                            start_step=start_step, pack=pack)
+    step_fn = state.compile_step(model, optimizer, z_loss)
+    batches = train_batches(mixture_or_task_name, lengths, host_batch_size,
+                            seed, start_step=start_step, pack=pack,
+                            shard_info=distributed.shard_info())
     metadata = {
         "model_config": dataclasses.asdict(config),
         "mixture_or_task_name": mixture_or_task_name,
         "task_feature_lengths": lengths, "batch_size": batch_size,
         "seed": seed, "vocabulary": os.path.join(model_dir, VOCAB_FILE),
+        "init_checkpoint": init_checkpoint,
+        "process_count": jax.process_count(),
     }
-    _write_run_files(model_dir, config)
+    if distributed.is_primary():
+      _write_run_files(model_dir, config)
     writer = metric_writers.create_default_writer(
-        os.path.join(model_dir, "train"), just_logging=False)
+        os.path.join(model_dir, "train"),
+        just_logging=not distributed.is_primary())
     loop = _TrainLoop(step_fn, batches, mesh, seed, writer, log_period,
-                      progress, start_step, num_train_steps)
+                      progress and distributed.is_primary(), start_step,
+                      num_train_steps)
     result_losses = []
     try:
       for step, params, opt_state, logged in loop.run(params, opt_state):
@@ -250,16 +354,17 @@ class _TrainLoop:
                     desc="train", unit="step", disable=not self.progress,
                     dynamic_ncols=True)
     pending, tokens, real_tokens = [], 0, 0
+    processes = jax.process_count()  # every host reads as many tokens
     tick = time.perf_counter()
     iterator = self.batches.as_numpy_iterator()
     try:
       for step in range(self.start_step + 1, self.num_train_steps + 1):
         batch = next(iterator)
-        tokens += sum(batch[k].size for k in
-                      ("encoder_input_tokens", "decoder_target_tokens"))
-        real_tokens += int((batch["encoder_input_tokens"] > 0).sum()
-                           + batch["decoder_loss_weights"].sum())
-        batch = jax.device_put(batch, self.batch_sharding)
+        tokens += processes * sum(batch[k].size for k in
+                                  ("encoder_input_tokens", "decoder_target_tokens"))
+        real_tokens += processes * int((batch["encoder_input_tokens"] > 0).sum()
+                                       + batch["decoder_loss_weights"].sum())
+        batch = distributed.global_batch(batch, self.batch_sharding)
         rng = jax.random.fold_in(self.base_rng, step)
         params, opt_state, metrics = self.step_fn(params, opt_state, batch,
                                                   rng)
@@ -267,7 +372,7 @@ class _TrainLoop:
         bar.update(1)
         logged = None
         if step % self.log_period == 0 or step == self.num_train_steps:
-          summary = {k: float(np.mean([jax.device_get(m[k]) for m in pending]))
+          summary = {k: float(np.mean([distributed.fetch(m[k]) for m in pending]))
                      for k in pending[0]}
           elapsed = time.perf_counter() - tick
           summary["tokens_per_second"] = tokens / elapsed
