@@ -70,7 +70,7 @@ class TaskVocabulary(seqio.SentencePieceVocabulary):
 
   def _model_context(self):
     path = vocabulary_path()
-    if self._model is None or self._loaded_path != path:
+    if self._model is None or getattr(self, "_loaded_path", None) != path:
       self._sentencepiece_model_file = path
       self._model = None
       self._loaded_path = path
@@ -85,6 +85,14 @@ class TaskVocabulary(seqio.SentencePieceVocabulary):
   @property
   def sentencepiece_model_file(self) -> str:
     return vocabulary_path()
+
+  def __getstate__(self):
+    # seqio compares vocabularies by their state (t5x.train checks that the
+    # tasks' vocabulary equals the model's): leave the load bookkeeping out,
+    # so a TaskVocabulary equals a SentencePieceVocabulary of the same file.
+    state = super().__getstate__()
+    state.pop("_loaded_path", None)
+    return state
 
 
 def train_vocabulary(texts: Iterable[str], vocab_size: int = 4000,

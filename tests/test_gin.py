@@ -59,6 +59,8 @@ def test_every_gin_file_parses():
   for path in sorted(GIN_DIR.rglob("*.gin")):
     gin.clear_config()
     parts = set(path.relative_to(GIN_DIR).parts)
+    if "t5x" in parts:
+      continue  # upstream t5x's files: tests/test_gin_t5x.py
     includes = []
     if {"runs", "experiments", "sizes"} & parts:
       includes.append(str(GIN_DIR / "models/mt5_tiny.gin"))
