@@ -27,9 +27,10 @@ INSTALL_REQUIRES = [
     # gs://) and Hugging Face safetensors, both read and written with numpy.
     "tensorstore>=0.1.70",
     "safetensors>=0.4",
-    # Reporting.
+    # Reporting (`korani report` draws its bar charts with matplotlib's Agg).
     "numpy",
     "tqdm",
+    "matplotlib>=3.7",
 ]
 
 setuptools.setup(
@@ -52,8 +53,9 @@ setuptools.setup(
     extras_require={
         # transformers + PyTorch (CPU build) check the Hugging Face round
         # trip; torch is pinned to the CPU wheel this environment carries.
+        # hypothesis: the fuzz tests of templates and readers.
         "test": ["pytest>=8", "pytest-timeout", "transformers>=4.40",
-                 "torch==2.13.0"],
+                 "torch==2.13.0", "hypothesis>=6.100"],
         # Reading PyTorch state dicts (pytorch_model.bin) of HF checkpoints.
         "hf": ["torch", "transformers>=4.40"],
     },

@@ -13,6 +13,11 @@
                                                           a mixture's tasks
     korani compare SETTING=EVAL_DIR ... [--output DIR]    one column per training
                                                           setting (comparison.md)
+    korani report RUN_DIR... [--name NAME ...] [--baseline RUN_DIR] --output DIR
+                                                          the paper's tables with
+                                                          gains over a baseline
+                                                          (report.md/.csv) and
+                                                          bar charts (plots/)
     korani checkpoint export-hf MODEL_DIR --output DIR [--step N]
                                                           a run's checkpoint as a
                                                           Hugging Face mT5 folder
@@ -419,6 +424,61 @@ def _compare(argv: Sequence[str]) -> int:
   return _guard("korani compare", run)
 
 
+# -- korani report -------------------------------------------------------------
+
+
+def _report_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="korani report",
+      description="Held-out results of several runs side by side, in the "
+      "layout of the paper's tables (rows: datasets by cluster, cluster "
+      "averages, overall average; columns: runs), with the relative gain "
+      "over a baseline: report.md, report.csv and a bar chart per cluster "
+      "plus plots/overview.png (see t5x_runs/report.py).")
+  parser.add_argument(
+      "runs", nargs="+", metavar="RUN_DIR",
+      help="a folder holding results.json (the output of `korani eval` or a "
+      "batch-evaluation checkpoint folder); one column each, in this order")
+  parser.add_argument(
+      "--name", action="append", default=None, metavar="NAME",
+      help="a column name per RUN_DIR, in order (repeat the flag; default: "
+      "the folder names)")
+  parser.add_argument(
+      "--baseline", default=None, metavar="RUN_DIR",
+      help="the run the gains are relative to (one of the RUN_DIRs or "
+      "another folder); it becomes the first column")
+  parser.add_argument("--baseline-name", default=None, metavar="NAME",
+                      help="the baseline's column name (default: its folder "
+                      "name)")
+  parser.add_argument(
+      "--metric", default=None,
+      help="the metric of every dataset (default: each dataset's main "
+      "metric: accuracy, ROUGE-L for generation datasets)")
+  parser.add_argument("--output", required=True, metavar="DIR",
+                      help="where report.md, report.csv and plots/ go")
+  parser.add_argument("--title", default="")
+  return parser
+
+
+def _report(argv: Sequence[str]) -> int:
+  args = _parse(_report_parser(), argv)
+  if isinstance(args, int):
+    return args
+
+  def run() -> int:
+    import tensorflow as tf
+    from t5x_runs import report
+    _, written = report.report(
+        args.runs, args.output, names=args.name, baseline=args.baseline,
+        baseline_name=args.baseline_name, metric=args.metric,
+        title=args.title)
+    with tf.io.gfile.GFile(written[report.REPORT_MD]) as f:
+      print(f.read(), end="")
+    print("Wrote " + ", ".join(written.values()), file=sys.stderr)
+    return 0
+  return _guard("korani report", run)
+
+
 # -- korani checkpoint ---------------------------------------------------------
 
 
@@ -585,6 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _tasks(rest)
   if command == "compare":
     return _compare(rest)
+  if command == "report":
+    return _report(rest)
   if command == "checkpoint":
     return _checkpoint(rest)
   if command == "plan":

@@ -11,6 +11,19 @@ results.json is a list of rows, one per (task, metric)::
 results.md summarizes them the way T0 and the KORANI paper report: accuracy
 per template, the median and mean over templates per dataset, and per
 cluster the average of the dataset medians, for each template language.
+
+The summaries are pure functions of the rows. Each takes a ``metric``:
+a metric name, or None for each dataset's main metric (`main_metric`:
+ROUGE-L for generation datasets, accuracy for rank-classified ones). With
+rows of one template of two datasets::
+
+    rows: kobest_copa  ko t1 accuracy 50, ko t2 accuracy 60, ko t3 accuracy 80
+          kobest_wic   ko t1 accuracy 40
+    template_summary -> {("kobest_copa", "ko", "t1"): 50, ...}
+    dataset_summary  -> {("kobest_copa", "ko"): {"median": 60, "mean": 63.3,
+                         "num_templates": 3, "metric": "accuracy"}, ...}
+    cluster_summary  -> {(cluster, "ko"): mean of the dataset medians}
+    language_summary -> {("ko", "ko"): (60 + 40) / 2 = 50}  # (data, template)
 """
 
 import collections
@@ -25,6 +38,9 @@ import tensorflow as tf
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 MAIN_METRIC = "accuracy"
+# Names a ROUGE-L score may carry, in order of preference: a dataset with one
+# of them is a generation dataset and is reported by it.
+NLG_MAIN_METRICS = ("rougeL", "rougeLsum", "rouge_l")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,9 +59,10 @@ class ResultRow:
   checkpoint_step: int
 
 
-def write_atomically(path: str, text: str) -> None:
+def write_atomically(path: str, text: str | bytes) -> None:
+  """Writes text (or bytes) to path + '.tmp', then renames it to path."""
   tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
+  with tf.io.gfile.GFile(tmp, "wb" if isinstance(text, bytes) else "w") as f:
     f.write(text)
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
@@ -78,25 +95,92 @@ def _fmt(value: float | None) -> str:
   return "–" if value is None else f"{value:.1f}"
 
 
-def dataset_summary(rows: Sequence[ResultRow], metric: str = MAIN_METRIC
-                    ) -> dict[tuple[str, str], dict[str, float]]:
-  """{(dataset, template_lang): {median, mean, num_templates}} of a metric."""
-  values = collections.defaultdict(list)
+def main_metric(metrics: Iterable[str]) -> str | None:
+  """The metric a dataset is reported by, among the metrics it has.
+
+  ROUGE-L (any of `NLG_MAIN_METRICS`) when present, else accuracy, else the
+  first name in sorted order; None for no metrics.
+
+      >>> main_metric(["length_normalized_accuracy", "accuracy"])
+      'accuracy'
+      >>> main_metric(["rougeL", "rouge1"])
+      'rougeL'
+  """
+  present = set(metrics)
+  for metric in NLG_MAIN_METRICS + (MAIN_METRIC,):
+    if metric in present:
+      return metric
+  return min(present) if present else None
+
+
+def main_metrics(rows: Sequence[ResultRow]) -> dict[str, str]:
+  """{dataset: its main metric} over all the rows of each dataset."""
+  names = collections.defaultdict(set)
   for r in rows:
-    if r.metric == metric:
-      values[(r.dataset, r.template_lang)].append(r.value)
+    names[r.dataset].add(r.metric)
+  return {dataset: main_metric(m) for dataset, m in names.items()}
+
+
+def select_metric(rows: Sequence[ResultRow],
+                  metric: str | None = MAIN_METRIC) -> list[ResultRow]:
+  """The rows of `metric`, or of each dataset's main metric if it is None."""
+  if metric is not None:
+    return [r for r in rows if r.metric == metric]
+  main = main_metrics(rows)
+  return [r for r in rows if r.metric == main[r.dataset]]
+
+
+def template_summary(rows: Sequence[ResultRow],
+                     metric: str | None = MAIN_METRIC
+                     ) -> dict[tuple[str, str, str], float]:
+  """{(dataset, template_lang, template): value} of a metric."""
+  return {(r.dataset, r.template_lang, r.template): r.value
+          for r in select_metric(rows, metric)}
+
+
+def dataset_summary(rows: Sequence[ResultRow],
+                    metric: str | None = MAIN_METRIC
+                    ) -> dict[tuple[str, str], dict]:
+  """{(dataset, template_lang): {median, mean, num_templates, metric}}.
+
+  The median and mean are over the dataset's templates of that language.
+  """
+  values = collections.defaultdict(list)
+  names = {}
+  for r in select_metric(rows, metric):
+    values[(r.dataset, r.template_lang)].append(r.value)
+    names[(r.dataset, r.template_lang)] = r.metric
   return {key: {"median": statistics.median(v), "mean": statistics.mean(v),
-                "num_templates": len(v)} for key, v in values.items()}
+                "num_templates": len(v), "metric": names[key]}
+          for key, v in values.items()}
 
 
-def cluster_summary(rows: Sequence[ResultRow], metric: str = MAIN_METRIC
-                    ) -> dict[tuple[str, str], float]:
-  """{(cluster, template_lang): average of the dataset medians}."""
-  cluster_of = {r.dataset: r.cluster for r in rows}
+def _average_medians(rows: Sequence[ResultRow], metric: str | None,
+                     group_of: dict[str, str]) -> dict[tuple[str, str], float]:
+  """{(group of the dataset, template_lang): mean of the dataset medians}."""
   medians = collections.defaultdict(list)
   for (dataset, lang), s in dataset_summary(rows, metric).items():
-    medians[(cluster_of[dataset], lang)].append(s["median"])
+    medians[(group_of[dataset], lang)].append(s["median"])
   return {key: statistics.mean(v) for key, v in medians.items()}
+
+
+def cluster_summary(rows: Sequence[ResultRow],
+                    metric: str | None = MAIN_METRIC
+                    ) -> dict[tuple[str, str], float]:
+  """{(cluster, template_lang): average of the dataset medians}."""
+  return _average_medians(rows, metric, {r.dataset: r.cluster for r in rows})
+
+
+def language_summary(rows: Sequence[ResultRow],
+                     metric: str | None = MAIN_METRIC
+                     ) -> dict[tuple[str, str], float]:
+  """{(data_lang, template_lang): average of the dataset medians}.
+
+  ("ko", "ko") is monolingual Korean, ("ko", "en") English templates on
+  Korean data (cross-lingual), and so on.
+  """
+  return _average_medians(rows, metric,
+                          {r.dataset: r.data_lang for r in rows})
 
 
 def format_markdown(rows: Sequence[ResultRow], title: str = "") -> str:
@@ -122,8 +206,12 @@ def format_markdown(rows: Sequence[ResultRow], title: str = "") -> str:
     body.append(cells)
   parts += [_table(header, body), ""]
 
-  summary = dataset_summary(rows)
-  parts += [f"## Per dataset: median and mean {MAIN_METRIC} over templates", ""]
+  # Each dataset by its main metric: accuracy, ROUGE-L for generation.
+  summary = dataset_summary(rows, metric=None)
+  names = sorted(set(main_metrics(rows).values()))
+  parts += ["## Per dataset: median and mean "
+            + (names[0] if len(names) == 1 else "of the main metric ("
+               + ", ".join(names) + ")") + " over templates", ""]
   header = ["dataset", "cluster"] + [
       f"{lang} {stat}" for lang in langs for stat in ("median", "mean")]
   body = []
@@ -136,7 +224,7 @@ def format_markdown(rows: Sequence[ResultRow], title: str = "") -> str:
     body.append(cells)
   parts += [_table(header, body), ""]
 
-  clusters = cluster_summary(rows)
+  clusters = cluster_summary(rows, metric=None)
   parts += ["## Per cluster: average of dataset medians", ""]
   body = [[cluster] + [_fmt(clusters.get((cluster, lang))) for lang in langs]
           for cluster in sorted({r.cluster for r in rows})]

@@ -1,9 +1,11 @@
-"""Rank-classification metrics against hand-computed cases."""
+"""Rank-classification metrics and result summaries, against hand-computed
+cases."""
 
 import pytest
 
 from korani_tasks import metrics
 from korani_tasks.metrics import ChoiceTarget
+from t5x_runs import results
 
 
 def _targets(groups):
@@ -79,3 +81,122 @@ def test_score_eval_target_postprocessor():
                                      example=example, is_target=True)
   assert target == ChoiceTarget((4, 1), True, 3)  # 긍정적
   assert metrics.score_eval_target(-1.5, example=example) == -1.5
+
+
+# -- summaries of result rows (t5x_runs/results.py) ----------------------------
+# Hand-computed cases: per template, median and mean over templates per
+# dataset, cluster and language averages of the dataset medians.
+
+def _row(dataset, cluster, template, lang, value, metric="accuracy",
+         data_lang="ko"):
+  return results.ResultRow(
+      task=f"korani_{dataset}_{lang}_{template}_score_eval", dataset=dataset,
+      cluster=cluster, template=template, template_lang=lang,
+      data_lang=data_lang, metric=metric, value=value, num_examples=10,
+      num_truncated=0, split="validation", checkpoint_step=100)
+
+
+SUMMARY_ROWS = [
+    # kobest_copa, Korean templates: 50, 60, 80 -> median 60, mean 63.33.
+    _row("kobest_copa", "sentence_completion", "t1", "ko", 50.0),
+    _row("kobest_copa", "sentence_completion", "t2", "ko", 60.0),
+    _row("kobest_copa", "sentence_completion", "t3", "ko", 80.0),
+    _row("kobest_copa", "sentence_completion", "t1", "ko", 40.0,
+         "length_normalized_accuracy"),
+    _row("kobest_copa", "sentence_completion", "t2", "ko", 70.0,
+         "length_normalized_accuracy"),
+    _row("kobest_copa", "sentence_completion", "t3", "ko", 70.0,
+         "length_normalized_accuracy"),
+    # ... English templates: 30, 50 -> median 40.
+    _row("kobest_copa", "sentence_completion", "t1", "en", 30.0),
+    _row("kobest_copa", "sentence_completion", "t2", "en", 50.0),
+    # kobest_hellaswag: 20, 30, 70, 90 -> median (30 + 70) / 2 = 50, mean 52.5.
+    _row("kobest_hellaswag", "sentence_completion", "t1", "ko", 20.0),
+    _row("kobest_hellaswag", "sentence_completion", "t2", "ko", 90.0),
+    _row("kobest_hellaswag", "sentence_completion", "t3", "ko", 30.0),
+    _row("kobest_hellaswag", "sentence_completion", "t4", "ko", 70.0),
+    _row("kobest_wic", "wsd", "t1", "ko", 40.0),
+    # English data: en templates 55, 65 -> 60; ko template 45.
+    _row("super_glue_rte", "nli", "t1", "en", 55.0, data_lang="en"),
+    _row("super_glue_rte", "nli", "t2", "en", 65.0, data_lang="en"),
+    _row("super_glue_rte", "nli", "t1", "ko", 45.0, data_lang="en"),
+    # A generation dataset: ROUGE-L 20, 24, 30 -> median 24, mean 24.67.
+    _row("korsum", "summarization", "t1", "ko", 20.0, "rougeL"),
+    _row("korsum", "summarization", "t2", "ko", 30.0, "rougeL"),
+    _row("korsum", "summarization", "t3", "ko", 24.0, "rougeL"),
+    _row("korsum", "summarization", "t1", "ko", 35.0, "rouge1"),
+]
+
+
+def test_main_metric_is_rouge_l_for_generation_and_accuracy_otherwise():
+  assert results.main_metric(["length_normalized_accuracy", "accuracy"]) == (
+      "accuracy")
+  assert results.main_metric(["rouge1", "rougeL"]) == "rougeL"
+  assert results.main_metric(["length_normalized_accuracy"]) == (
+      "length_normalized_accuracy")
+  assert results.main_metric([]) is None
+  assert results.main_metrics(SUMMARY_ROWS) == {
+      "kobest_copa": "accuracy", "kobest_hellaswag": "accuracy",
+      "kobest_wic": "accuracy", "super_glue_rte": "accuracy",
+      "korsum": "rougeL"}
+
+
+def test_per_template_values():
+  per_template = results.template_summary(SUMMARY_ROWS)
+  assert per_template[("kobest_copa", "ko", "t2")] == 60.0
+  assert per_template[("kobest_copa", "en", "t1")] == 30.0
+  assert ("korsum", "ko", "t1") not in per_template  # no accuracy rows
+  assert results.template_summary(SUMMARY_ROWS, None)[
+      ("korsum", "ko", "t1")] == 20.0
+  assert results.template_summary(SUMMARY_ROWS, "length_normalized_accuracy")[
+      ("kobest_copa", "ko", "t1")] == 40.0
+
+
+def test_median_and_mean_over_templates_per_dataset():
+  summary = results.dataset_summary(SUMMARY_ROWS)
+  assert summary[("kobest_copa", "ko")] == {
+      "median": 60.0, "mean": pytest.approx(190 / 3), "num_templates": 3,
+      "metric": "accuracy"}
+  assert summary[("kobest_copa", "en")]["median"] == 40.0
+  assert summary[("kobest_hellaswag", "ko")]["median"] == 50.0  # even count
+  assert summary[("kobest_hellaswag", "ko")]["mean"] == 52.5
+  assert ("korsum", "ko") not in summary
+  normalized = results.dataset_summary(SUMMARY_ROWS,
+                                       "length_normalized_accuracy")
+  assert normalized == {("kobest_copa", "ko"): {
+      "median": 70.0, "mean": 60.0, "num_templates": 3,
+      "metric": "length_normalized_accuracy"}}
+  main = results.dataset_summary(SUMMARY_ROWS, metric=None)
+  assert main[("korsum", "ko")] == {
+      "median": 24.0, "mean": pytest.approx(74 / 3), "num_templates": 3,
+      "metric": "rougeL"}
+  assert main[("kobest_copa", "ko")]["median"] == 60.0  # accuracy, not lna
+
+
+def test_cluster_averages_of_dataset_medians():
+  assert results.cluster_summary(SUMMARY_ROWS, metric=None) == {
+      ("sentence_completion", "ko"): 55.0,  # (60 + 50) / 2
+      ("sentence_completion", "en"): 40.0,
+      ("wsd", "ko"): 40.0,
+      ("nli", "en"): 60.0,
+      ("nli", "ko"): 45.0,
+      ("summarization", "ko"): 24.0}
+  assert ("summarization", "ko") not in results.cluster_summary(SUMMARY_ROWS)
+
+
+def test_language_averages_by_data_and_template_language():
+  assert results.language_summary(SUMMARY_ROWS, metric=None) == {
+      ("ko", "ko"): 43.5,  # (60 + 50 + 40 + 24) / 4: monolingual Korean
+      ("ko", "en"): 40.0,  # English templates on Korean data
+      ("en", "en"): 60.0,
+      ("en", "ko"): 45.0}
+  assert results.language_summary(SUMMARY_ROWS)[("ko", "ko")] == 50.0
+
+
+def test_results_markdown_reports_generation_datasets_by_rouge_l():
+  table = results.format_markdown(SUMMARY_ROWS)
+  assert "median and mean of the main metric (accuracy, rougeL)" in table
+  assert "| korsum | summarization | 24.0 | 24.7 | – | – |" in table
+  assert ("| kobest_copa | sentence_completion | 60.0 | 63.3 | 40.0 | 40.0 |"
+          in table)
+  assert "| summarization | 24.0 | – |" in table
