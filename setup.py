@@ -31,6 +31,9 @@ INSTALL_REQUIRES = [
     "numpy",
     "tqdm",
     "matplotlib>=3.7",
+    # ROUGE-L of generation tasks, on Korean morphemes (korani_tasks/rouge.py).
+    "rouge-score>=0.1.2",
+    "kiwipiepy>=0.24",
 ]
 
 setuptools.setup(

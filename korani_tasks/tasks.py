@@ -22,6 +22,7 @@ from korani_tasks import catalog
 from korani_tasks import metrics
 from korani_tasks import preprocessors
 from korani_tasks import readers
+from korani_tasks import rouge
 from korani_tasks import sources
 from korani_tasks import templates
 from korani_tasks import vocab
@@ -83,7 +84,9 @@ def register_task(info: TaskInfo, source: seqio.DataSource,
 
   Args:
     info: what the task is; ``info.kind`` picks the remaining preprocessors
-      and, for SCORE_EVAL, the rank-classification metrics.
+      and, for SCORE_EVAL, the rank-classification metrics. TRAIN tasks of
+      generation ('nlg') datasets get the ROUGE-L predict metric
+      (`rouge.rouge_l`), so seqio.Evaluator decodes their eval split.
     source: the task's data source.
     render: the preprocessor that turns source records into ``inputs``,
       ``targets``, ``answer_choices`` and ``answer_index`` (see
@@ -92,6 +95,10 @@ def register_task(info: TaskInfo, source: seqio.DataSource,
   if info.kind == TRAIN:
     preprocessor_list = [render, preprocessors.select_inputs_targets]
     extra = {}
+    entry = catalog.load().get(info.dataset)  # None for P3 datasets
+    if entry is not None and entry.kind == "nlg":
+      # Generation datasets are also evaluated by decoding (t5x_runs.decoding).
+      extra = dict(metric_fns=[rouge.rouge_l])
   else:
     preprocessor_list = [render, preprocessors.rank_classification]
     extra = dict(postprocess_fn=metrics.score_eval_target,
