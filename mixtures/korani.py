@@ -11,6 +11,11 @@ For each held-out setting of korani_tasks/heldout.yaml (``t0``, ``korani``)::
     korani_train_release_<s>              every seen dataset from the KORANI
                                           release CSVs (Korean, pre-rendered)
     korani_heldout_release_score_eval_<s> held-out release NLU datasets
+    korani_heldout_generate_eval_<s>      held-out generation (NLG) datasets,
+                                          decoded and scored by ROUGE-L; only
+                                          registered where a setting has some
+    korani_heldout_release_generate_eval_<s>  the same from the release CSVs
+                                          (summarization in ``korani``)
 
 and, without the ``_<s>`` suffix, the same mixtures for the default setting
 (heldout.yaml's ``default``, or ``$KORANI_HELDOUT_SPLIT`` at import).
@@ -24,6 +29,7 @@ from collections.abc import Callable
 import seqio
 
 import korani_tasks  # registers the tasks  # pylint: disable=unused-import
+from korani_tasks import catalog
 from korani_tasks import heldout
 from korani_tasks import tasks
 from mixtures import rates
@@ -63,6 +69,22 @@ def heldout_score_eval_tasks(setting: heldout.HeldOutSetting,
       and setting.is_held_out(i.dataset))]
 
 
+def heldout_generate_eval_tasks(setting: heldout.HeldOutSetting,
+                                template_lang: str,
+                                source: str = "raw") -> list[str]:
+  """Tasks of the held-out generation datasets of `setting`, to decode.
+
+  Their validation split is decoded and scored with the tasks' predict
+  metric (ROUGE-L, korani_tasks/rouge.py).
+  """
+  entries = catalog.load()
+  return [i.name for i in _task_infos(
+      lambda i: i.kind == tasks.TRAIN and i.source == source
+      and i.template_lang == template_lang
+      and entries[i.dataset].kind == "nlg"
+      and setting.is_held_out(i.dataset))]
+
+
 def _add(name: str, task_rates) -> None:
   if task_rates:
     seqio.MixtureRegistry.add(name, task_rates, default_rate=1.0)
@@ -80,6 +102,10 @@ def register(setting: heldout.HeldOutSetting, suffix: str) -> None:
        training_tasks(setting, "ko", source="release"))
   _add(f"korani_heldout_release_score_eval{suffix}",
        heldout_score_eval_tasks(setting, "ko", source="release"))
+  _add(f"korani_heldout_generate_eval{suffix}",
+       heldout_generate_eval_tasks(setting, "ko"))
+  _add(f"korani_heldout_release_generate_eval{suffix}",
+       heldout_generate_eval_tasks(setting, "ko", source="release"))
 
 
 for _setting in heldout.settings().values():

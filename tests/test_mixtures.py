@@ -203,3 +203,23 @@ def test_every_grid_cell_has_a_gin_file_naming_registered_mixtures():
     for macro in ("MIXTURE_OR_TASK_NAME", "EVAL_MIXTURE_OR_TASK_NAME"):
       name = re.search(rf"^{macro} = '(\w+)'$", text, re.M).group(1)
       assert name in seqio.MixtureRegistry.names(), (path.name, name)
+
+
+def test_heldout_generation_datasets_are_decoded_with_rouge_l():
+  from korani_tasks import catalog, rouge  # pylint: disable=import-outside-toplevel
+  mixture = seqio.get_mixture_or_task(
+      "korani_heldout_release_generate_eval_korani")
+  names = sorted(t.name for t in mixture.tasks)
+  entries = catalog.load()
+  # The five summarization datasets (held out in the korani setting) and
+  # NIKL coreference (a generation dataset of the held-out coreference
+  # cluster), from the release CSVs.
+  assert names == sorted(
+      [f"korani_{key}_ko_release" for key, e in entries.items()
+       if e.cluster == "summarization"] + ["korani_nikl_coref_ko_release"])
+  assert len(names) == 6
+  for task in mixture.tasks:
+    assert task.predict_metric_fns == [rouge.rouge_l], task.name
+  train = {t.name for t in seqio.get_mixture_or_task(
+      "korani_train_release_korani").tasks}
+  assert not train & set(names)
