@@ -342,4 +342,4 @@ def test_apeach_not_utf8(tmp_path):
                    .encode("cp949"))
   with pytest.raises(DataFormatError, match="not valid UTF-8") as e:
     list(hate_speech.read_apeach(path))
-  _assert_error_at(e, path, None)
+  _assert_error_at(e, path, 2)

@@ -36,7 +36,7 @@ Importing this module registers an `HfFolderSource` for every catalog dataset
 `korani_tasks.p3.readers` so that the readers take precedence.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 import dataclasses
 import json
 import os
@@ -116,13 +116,25 @@ def find_split_files(folder: pathlib.Path,
 def read_jsonl_records(path: pathlib.Path) -> Iterator[tuple[int, dict]]:
   """``(line number, object)`` per line; blank lines only at the end.
 
+  UTF-8 (a BOM is removed); lines end at LF (a CR before it is JSON
+  whitespace).
+
   Raises:
-    DataFormatError: a line is not a JSON object, or the file has no rows.
+    DataFormatError: a line is not UTF-8 or not a JSON object, or the file
+      has no rows.
   """
   count = 0
   first_blank = None
-  with open(path, encoding="utf-8-sig") as f:
-    for line_number, line in enumerate(f, start=1):
+  with open(path, "rb") as f:
+    for line_number, raw in enumerate(f, start=1):
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise errors.DataFormatError(
+            path, line_number, f"not valid UTF-8 (bad byte "
+            f"0x{raw[e.start]:02x} at column {e.start + 1})") from None
+      if line_number == 1:
+        line = line.removeprefix("\ufeff")
       if not line.strip():
         first_blank = first_blank or line_number
         continue
@@ -157,43 +169,81 @@ def _pyarrow():
 
 
 def read_parquet_records(path: pathlib.Path) -> Iterator[tuple[int, dict]]:
-  """``(row number from 1, record)`` per row of a Parquet file."""
+  """``(row number from 1, record)`` per row of a Parquet file.
+
+  Raises:
+    DataFormatError: not a Parquet file, or its data is corrupt.
+  """
   pa = _pyarrow()
   try:
     parquet = pa.parquet.ParquetFile(path)
-  except (pa.ArrowInvalid, OSError) as e:
+  except (pa.ArrowException, OSError) as e:
     raise errors.DataFormatError(path, None, f"not a Parquet file: {e}"
                                  ) from None
-  row = 0
-  for batch in parquet.iter_batches(batch_size=_ARROW_BATCH):
-    for record in batch.to_pylist():
-      row += 1
-      yield row, record
+  yield from _rows(path, parquet.iter_batches(batch_size=_ARROW_BATCH))
+
+
+# The end-of-stream marker of the Arrow IPC stream format (continuation
+# token, then a zero length), which a stream writer writes when it is closed.
+_ARROW_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
 def read_arrow_records(path: pathlib.Path) -> Iterator[tuple[int, dict]]:
   """``(row number from 1, record)`` per row of an Arrow IPC stream or file.
 
   `datasets` writes the stream format (``.arrow`` in its cache and
-  ``save_to_disk`` folders); the file format is read too.
+  ``save_to_disk`` folders); the file format is read too. A stream must end
+  with its end-of-stream marker: without it, a file cut between two record
+  batches would read as a shorter, valid stream.
+
+  Raises:
+    DataFormatError: not Arrow IPC, corrupt, or a stream without its end
+      (a truncated file, e.g. of an interrupted `datasets` run).
   """
   pa = _pyarrow()
   source = pa.memory_map(os.fspath(path))
+  is_stream = True
   try:
     try:
       batches = pa.ipc.open_stream(source)
-    except pa.ArrowInvalid:
+    except (pa.ArrowException, OSError):
+      is_stream = False
       source.seek(0)
       reader = pa.ipc.open_file(source)
       batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-  except pa.ArrowInvalid as e:
+  except (pa.ArrowException, OSError) as e:
     raise errors.DataFormatError(
         path, None, f"not an Arrow IPC stream or file: {e}") from None
+  count = yield from _rows(path, batches)
+  if is_stream:
+    with open(path, "rb") as f:
+      f.seek(max(0, os.path.getsize(path) - len(_ARROW_END_OF_STREAM)))
+      if f.read() != _ARROW_END_OF_STREAM:
+        raise errors.DataFormatError(
+            path, None, f"the Arrow stream ends after row {count} without "
+            "its end-of-stream marker: the file is truncated")
+
+
+def _rows(path: pathlib.Path,
+          batches) -> Generator[tuple[int, dict], None, int]:
+  """``(row number from 1, record)`` of Arrow record batches; returns the
+  number of rows.
+
+  Raises:
+    DataFormatError: a batch cannot be read (truncated or corrupt data).
+  """
+  pa = _pyarrow()
   row = 0
-  for batch in batches:
-    for record in batch.to_pylist():
-      row += 1
-      yield row, record
+  try:
+    for batch in batches:
+      for record in batch.to_pylist():
+        row += 1
+        yield row, record
+  except (pa.ArrowException, OSError) as e:
+    raise errors.DataFormatError(
+        path, None, f"truncated or corrupt data after row {row}: {e}"
+    ) from None
+  return row
 
 
 _FORMAT_READERS = {".jsonl": read_jsonl_records,

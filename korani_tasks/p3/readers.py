@@ -460,6 +460,25 @@ def read_ag_news(
 # --- TREC (cogcomp.seas.upenn.edu/Data/QA/QC, train_5500/TREC_10.label). ---
 
 
+def _decode_trec_line(raw: bytes, path: os.PathLike | str, line: int) -> str:
+  """A line of a TREC file as text; a stray 0xF0 byte becomes a space.
+
+  Only a 0xF0 that does not start a UTF-8 character is replaced (the
+  original's "sister\\xf0city"): in a UTF-8 copy, 0xF0 starts every
+  4-byte character (emoji, rare CJK), which are kept; one cut short by the
+  end of the file (a truncated copy) is an error.
+  """
+  while True:
+    try:
+      return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      if raw[e.start] != 0xF0 or e.end == len(raw):
+        raise DataFormatError(
+            path, line, f"not valid UTF-8 (bad byte 0x{raw[e.start]:02x})"
+        ) from None
+      raw = raw[:e.start] + b" " + raw[e.start + 1:]
+
+
 def read_trec(
     split: str, paths: Sequence[pathlib.Path]) -> Iterator[tuple[str, Record]]:
   """Reads TREC question classification lines ``COARSE:fine question``.
@@ -479,13 +498,8 @@ def read_trec(
     count = 0
     first_blank = None
     for line, raw in enumerate(raw_lines, start=1):
-      raw = raw.replace(b"\xf0", b" ")
-      try:
-        text = raw.decode("utf-8").removeprefix("\ufeff" if line == 1 else "")
-      except UnicodeDecodeError as e:
-        raise DataFormatError(
-            path, line, f"not valid UTF-8 (bad byte 0x{raw[e.start]:02x})"
-        ) from None
+      text = _decode_trec_line(raw, path, line)
+      text = text.removeprefix("\ufeff" if line == 1 else "")
       text = text.replace("\ufffd", " ").strip()
       if not text:
         first_blank = first_blank or line

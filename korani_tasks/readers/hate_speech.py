@@ -163,8 +163,9 @@ def read_apeach(path: os.PathLike | str) -> Iterator[tuple[int, Record]]:
            "topic_en": "Education", "label": 0})  # 0 Default, 1 Spoiled
 
   Raises:
-    DataFormatError: a missing column, a row with the wrong number of
-      fields, bad quoting, an empty text or an unknown class.
+    DataFormatError: not UTF-8 (naming the first bad line), a missing
+      column, a row with the wrong number of fields, bad quoting, an empty
+      text or an unknown class.
   """
   try:
     with open(path, encoding="utf-8-sig", newline="") as f:
@@ -196,10 +197,8 @@ def read_apeach(path: os.PathLike | str) -> Iterator[tuple[int, Record]]:
         start = reader.line_num + 1
   except csv.Error as e:
     raise DataFormatError(path, reader.line_num, f"bad CSV: {e}") from None
-  except UnicodeDecodeError as e:
-    raise DataFormatError(
-        path, None, f"not valid UTF-8 (byte offset {e.start}); the file must "
-        "be UTF-8, not e.g. cp949/EUC-KR") from None
+  except UnicodeDecodeError:
+    raise tsv.utf8_error(path) from None
   if not count:
     raise DataFormatError(path, 1, "header but no data rows")
 

@@ -69,6 +69,19 @@ def parse_choices(value: str, path: os.PathLike | str,
   return choices
 
 
+def _utf8_error(path: pathlib.Path) -> errors.DataFormatError:
+  """The error for a file that is not UTF-8, naming its first bad line."""
+  with open(path, "rb") as f:
+    for line, raw in enumerate(f, start=1):
+      try:
+        raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        return errors.DataFormatError(
+            path, line, f"not valid UTF-8 (bad byte 0x{raw[e.start]:02x} at "
+            f"column {e.start + 1}); the file must be UTF-8")
+  return errors.DataFormatError(path, None, "not valid UTF-8")
+
+
 def _rows(path: pathlib.Path) -> Iterator[tuple[int, Record, bool]]:
   """Yields (line of the row start, record, scorable) for each row of a CSV."""
   with open(path, newline="", encoding="utf-8-sig") as f:
@@ -111,6 +124,8 @@ def _rows(path: pathlib.Path) -> Iterator[tuple[int, Record, bool]]:
           path, end + 1,
           f"malformed CSV in the row starting here ({e}); an unbalanced "
           "quote joins rows") from e
+    except UnicodeDecodeError:
+      raise _utf8_error(path) from None
 
 
 def read_release_csv(
@@ -122,8 +137,9 @@ def read_release_csv(
   choices is yielded with answer_index -1 and a logged warning.
 
   Raises:
-    DataFormatError: a wrong header, a row with a wrong number of fields, an
-      empty input or an empty answer choice; the message names file and line.
+    DataFormatError: not UTF-8, a wrong header, a row with a wrong number of
+      fields, an empty input or an empty answer choice; the message names
+      file and line.
   """
   path = pathlib.Path(path)
   for line, record, scorable in _rows(path):

@@ -44,6 +44,25 @@ def _decoded_lines(path: os.PathLike | str) -> Iterator[tuple[int, str]]:
       yield number, text.removeprefix(_BOM) if number == 1 else text
 
 
+def utf8_error(path: os.PathLike | str) -> DataFormatError:
+  """The error for a file that is not valid UTF-8, naming its first bad line.
+
+  For readers that decode a whole file (CSV): ``UnicodeDecodeError`` gives
+  no line. A line is decoded on its own, which is exact: the LF byte is never
+  part of a multi-byte UTF-8 character.
+  """
+  with open(path, "rb") as f:
+    for number, raw in enumerate(f, start=1):
+      try:
+        raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        return DataFormatError(
+            path, number,
+            f"not valid UTF-8 (bad byte 0x{raw[e.start]:02x} at column "
+            f"{e.start + 1}); the file must be UTF-8, not e.g. cp949/EUC-KR")
+  return DataFormatError(path, None, "not valid UTF-8")
+
+
 def _nonblank(lines: Iterator[tuple[int, str]],
               path: os.PathLike | str) -> Iterator[tuple[int, str]]:
   """The non-blank lines; blank lines are fine only if nothing follows them.

@@ -17,7 +17,12 @@ As in promptsource, ``answer_choices`` is itself a jinja template whose
 rendering is split on ``|||`` (so choices may come from the record, e.g.
 ``{{ alternative_1 }} ||| {{ alternative_2 }}``), and the rendered choices are
 available to ``input`` and ``target`` as the list ``answer_choices``. The
-correct choice is the one equal to the rendered target.
+correct choice is the one equal to the rendered target. Record text is never
+evaluated, and ``|||`` inside a record's text (at any depth, e.g. in a list
+field) is text, not a separator: as promptsource does for top-level fields
+(``Template.pipe_protector``), it is replaced by `PIPE_PROTECTOR` while
+rendering and put back in the results, so a COPA alternative ``"a ||| b"``
+stays one answer choice.
 
 Templates may use the filters and globals of promptsource's jinja environment
 (promptsource/templates.py): the filters ``choice``, ``most_frequent`` and
@@ -47,13 +52,50 @@ import json
 from typing import Any, Mapping, Sequence
 
 import jinja2
+import jinja2.meta
 import jinja2.sandbox
 import jinja2.utils
 
 from korani_tasks import errors
 
 CHOICE_SEPARATOR = "|||"
+# promptsource's Template.pipe_protector: stands in for '|||' inside record
+# text while rendering (see `_protect_separator`).
+PIPE_PROTECTOR = "3ed2dface8203c4c9dfb1a5dc58e41e0"
 DIALECTS = ("korani", "promptsource")
+
+
+def _has_separator(value: Any) -> bool:
+  if isinstance(value, str):
+    return CHOICE_SEPARATOR in value
+  if isinstance(value, (list, tuple)):
+    return any(_has_separator(v) for v in value)
+  if isinstance(value, dict):
+    return any(_has_separator(v) for v in value.values())
+  return False
+
+
+def _protect_separator(value: Any) -> Any:
+  """`value` (a record) with '|||' in its text protected, at any depth.
+
+  Example: ``{"alternative_1": "a ||| b", "endings": ["c ||| d"]}`` gives
+  ``{"alternative_1": "a <PIPE_PROTECTOR> b", "endings": ["c
+  <PIPE_PROTECTOR> d"]}``; `_unprotect` turns rendered text back. Values
+  without '|||' are returned as they are (not copied). promptsource protects
+  only top-level strings, so a list field (HellaSwag's ``endings``) could
+  still add answer choices there.
+  """
+  if not _has_separator(value):
+    return value
+  if isinstance(value, str):
+    return value.replace(CHOICE_SEPARATOR, PIPE_PROTECTOR)
+  if isinstance(value, (list, tuple)):
+    return [_protect_separator(v) for v in value]
+  return {k: _protect_separator(v) for k, v in value.items()}
+
+
+def _unprotect(text: str) -> str:
+  return text.replace(PIPE_PROTECTOR, CHOICE_SEPARATOR)
 
 
 def _record_fingerprint(context: jinja2.runtime.Context) -> bytes:
@@ -260,20 +302,33 @@ class PromptTemplate:
       raise errors.ConfigError(
           f"template {self.name}: {what} is not valid jinja2 "
           f"(line {e.lineno}: {e.message})") from e
+    fields = sorted(k for k in context if k != "answer_choices")
     try:
       return compiled.render(**context).strip()
     except jinja2.UndefinedError as e:
+      env = _ENVIRONMENTS[self.dialect]
+      lacks = sorted(jinja2.meta.find_undeclared_variables(env.parse(source))
+                     - set(context) - set(env.globals))
       raise errors.ConfigError(
-          f"template {self.name}: {what} uses an undefined name ({e.message}); "
-          f"record fields are: {sorted(k for k in context if k != 'answer_choices')}"
+          f"template {self.name}: {what} uses an undefined name ({e.message})"
+          + (f"; the record lacks the field(s) {lacks}" if lacks else "")
+          + f"; record fields are: {fields}") from e
+    except (TypeError, jinja2.TemplateError) as e:
+      # A record field of another type than the template expects, e.g.
+      # `score >= 4` with a text score.
+      types = {k: type(context[k]).__name__ for k in fields}
+      raise errors.ConfigError(
+          f"template {self.name}: {what} cannot render this record "
+          f"({type(e).__name__}: {e}); record field types are: {types}"
       ) from e
 
   def render_answer_choices(self, record: Mapping[str, Any]) -> list[str]:
     """Renders and splits the answer choices; [] for generation templates."""
     if self.answer_choices is None:
       return []
-    rendered = self._render(self.answer_choices, record, "answer_choices")
-    return [c.strip() for c in rendered.split(CHOICE_SEPARATOR)]
+    rendered = self._render(self.answer_choices, _protect_separator(record),
+                            "answer_choices")
+    return [_unprotect(c.strip()) for c in rendered.split(CHOICE_SEPARATOR)]
 
   def render_parts(
       self, record: Mapping[str, Any]) -> tuple[str, str, list[str]]:
@@ -283,30 +338,38 @@ class PromptTemplate:
     are returned as they are (P3 skips such records, as T0 does).
 
     Raises:
-      ConfigError: if the template uses a field the record lacks.
+      ConfigError: if the template uses a field the record lacks, or one of
+        another type than it expects.
     """
+    # Input and target see the record the choices saw (`choice` picks by it).
+    record = _protect_separator(record)
     choices = self.render_answer_choices(record)
     context = dict(record, answer_choices=choices)
-    inputs = self._render(self.input, context, "input")
-    targets = self._render(self.target, context, "target")
+    inputs = _unprotect(self._render(self.input, context, "input"))
+    targets = _unprotect(self._render(self.target, context, "target"))
     return inputs, targets, choices
 
   def render(self, record: Mapping[str, Any]) -> RenderedExample:
     """Applies the template to a record (a mapping of field name to value).
 
     Raises:
-      ConfigError: if the template uses a field the record lacks.
+      ConfigError: if the template uses a field the record lacks, or one of
+        another type than it expects.
       ValueError: if the rendered target is not one of the answer choices, or
         a choice or the input renders empty.
     """
     inputs, targets, choices = self.render_parts(record)
     if not inputs:
-      raise ValueError(f"template {self.name}: input renders empty")
+      raise ValueError(
+          f"template {self.name}: input renders empty (input: {self.input!r};"
+          " are the record fields it uses empty?)")
     label_index = None
     if choices:
       if any(not c for c in choices):
         raise ValueError(
-            f"template {self.name}: an answer choice renders empty: {choices}")
+            f"template {self.name}: an answer choice renders empty: {choices}"
+            f" (answer_choices: {self.answer_choices!r}; are the record fields"
+            " it uses empty?)")
       if targets not in choices:
         raise ValueError(
             f"template {self.name}: target {targets!r} is not one of the "
