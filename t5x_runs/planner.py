@@ -1,7 +1,8 @@
 """Per-device memory of a training run, before it runs (`korani plan`).
 
     plan = plan_from_gin(['gin/models/mt5_xxl.gin', 'gin/runs/finetune.gin'],
-                         ['BATCH_SIZE = 128', 'NUM_PARTITIONS = 8'],
+                         ['BATCH_SIZE = 128', 'NUM_PARTITIONS = 8',
+                          "REMAT_POLICY = 'full'"],
                          num_devices=32, device_memory_gib=32)
     print(format_plan(plan))
 
@@ -24,11 +25,23 @@ axis rules (t5x_runs/partitioning.py). Per device:
   placeholders) are replicated.
 * gradients: as the parameters (transient, but all alive at the end of the
   backward pass).
-* activations: an estimate, see `activation_bytes`.
+* activations: an estimate that follows the model's ``remat_policy`` (what
+  each layer keeps for the backward pass, plus the largest transient of the
+  backward pass), see `activation_bytes`.
+* update temporaries: the optimizer step's, see `update_temporary_bytes`.
 
-The total adds the four: an upper bound on the peak of a step without
-rematerialization (as our trainer runs), because the saved activations are
-freed while the gradients appear. A run *fits* when the total is at most
+The total adds parameters, optimizer state and gradients to the larger of
+the activations and the update temporaries (the activations are gone when
+the optimizer step runs). It is meant as an upper bound: it keeps every
+gradient alive with every saved activation, while XLA frees the activations
+as the gradients appear (on GPU it also applies each parameter's update as
+soon as its gradient exists). Checked against XLA's own figure for compiled
+train steps (`compile_train_step`, `compiled_peak_bytes`;
+bench/bench_planner_memory.py and bench/RESULTS.md): on an H200, 2% under to
+23% over where the activations dominate, with every policy; on CPU, 3% to
+17% under without rematerialization (XLA:CPU keeps a few more elementwise
+intermediates), while there XLA recomputes all rematerialized layers at once
+and saves almost nothing. A run *fits* when the total is at most
 ``(1 - headroom)`` of the device memory; the headroom (10% by default) is left
 for XLA's temporary buffers, the batch, the compiled program and
 fragmentation. On GPUs JAX preallocates only 75% of the memory unless
@@ -49,6 +62,7 @@ import numpy as np
 from korani_tasks import errors
 from t5x_runs import partitioning
 from t5x_runs.models import MT5, MT5Config
+from t5x_runs.models.config import REMAT_POLICIES
 
 GIB = 1024 ** 3
 DEFAULT_HEADROOM = 0.1
@@ -75,8 +89,13 @@ class Plan:
   parameters_by_name: Mapping[str, int]  # 'encoder/layers_0/mlp/wo/kernel' -> bytes
   activations_by_kind: Mapping[str, int]  # see `activation_bytes`
   activations_per_example: int  # growth per example of the per-device batch
+  update_temporaries: int = 0  # see `update_temporary_bytes`
   device_memory_gib: float | None = None
   headroom: float = DEFAULT_HEADROOM
+
+  @property
+  def remat_policy(self) -> str:
+    return self.model_config.remat_policy
 
   @property
   def data_parallel(self) -> int:
@@ -89,8 +108,11 @@ class Plan:
 
   @property
   def total(self) -> int:
+    """Parameters, optimizer state and gradients, plus the larger of the
+    activations (forward and backward pass) and the update's temporaries
+    (optimizer step, when the activations are gone)."""
     return (self.parameters + self.optimizer_state + self.gradients
-            + self.activations)
+            + max(self.activations, self.update_temporaries))
 
   @property
   def usable_bytes(self) -> float | None:
@@ -113,8 +135,12 @@ class Plan:
     usable = self.usable_bytes
     if usable is None:
       return None
-    fixed = self.total - self.activations_per_example * self.per_device_batch
-    per_replica = max(0, int((usable - fixed) // self.activations_per_example))
+    room = usable - (self.parameters + self.optimizer_state + self.gradients)
+    if room < self.update_temporaries:
+      return 0
+    fixed = (self.activations
+             - self.activations_per_example * self.per_device_batch)
+    per_replica = max(0, int((room - fixed) // self.activations_per_example))
     return per_replica * self.data_parallel
 
 
@@ -194,63 +220,195 @@ def _state_factors(shape, param_shape, param_factors) -> tuple[int, ...] | None:
   return min(candidates, key=math.prod)
 
 
-def activation_bytes(config: MT5Config, *, per_device_batch: int,
-                     inputs_length: int, targets_length: int,
-                     num_partitions: int = 1,
-                     activation_dtype: Any = None) -> dict[str, int]:
-  """Estimated activations one device saves for the backward pass, in bytes.
+def _layer_activations(config: MT5Config, *, b: int, le: int, ld: int, p: int,
+                       a: int) -> dict[str, dict[str, int]]:
+  """Bytes of one encoder ('encoder') and one decoder ('decoder') layer.
 
-  Encoder-decoder training without rematerialization. With b the per-device
-  batch, Le / Ld the input / target lengths, E = emb_dim, HD = num_heads *
-  head_dim, H = num_heads, F = mlp_dim, V = vocab_size, P = num_partitions
-  (which splits heads, mlp and vocab, not embed) and a the activation dtype's
-  bytes (``config.dtype`` unless given):
-
-  * ``residual``: each sub-layer (2 an encoder layer, 3 a decoder layer)
-    keeps its input (for the norm's backward) and the normed input (for the
-    projections' kernel gradients): per encoder layer 4 b Le E a, per
-    decoder layer 6 b Ld E a; plus the encoder's output (cross-attention
-    keys and values), the two final norms' inputs and the logits layer's
-    float32 input: (2 b Le E + b Ld E) a + 4 b Ld E.
-  * ``attention_projections``: query, key, value and context (the out
-    projection's input): per encoder layer 4 b Le HD / P a; per decoder
-    layer (4 b Ld HD + 2 b Ld HD + 2 b Le HD) / P a (self-attention, then
-    cross-attention's query and context at Ld, key and value at Le).
-  * ``attention_scores``: softmax probabilities in float32 (what softmax's
-    backward needs) and the weights multiplied with the values in dtype a
-    (a separate buffer unless a is float32 without dropout): per layer
-    b H Lq Lk / P (4 + a) with (Lq, Lk) = (Le, Le) in the encoder, (Ld, Ld)
-    and (Ld, Le) in the decoder; plus the relative position biases,
-    float32 H Le^2 / P and H Ld^2 / P, shared by the layers.
-  * ``mlp_hidden``: gate, linear and their gated product (wo's input): per
-    layer 3 b L F / P a, L = Le in the encoder and Ld in the decoder.
-  * ``logits``: the float32 logits b Ld V / P and their softmax for the
-    cross-entropy: 8 b Ld V / P.
-
-  Ignored: masks and dropout masks (broadcast over a length, so small), the
-  token ids, XLA's fusion temporaries (the plan's headroom covers them).
+  Per layer: ``input`` (the residual stream entering it), what it keeps for
+  the backward pass without rematerialization (``residual``,
+  ``attention_projections``, ``attention_scores``, ``mlp_hidden``), the
+  MLP block's share of ``residual`` (``mlp_residual``), the projection
+  outputs that the 'minimal' policy saves (``minimal_projections``,
+  ``minimal_mlp``) and ``score_gradient``, the float32 gradient of its
+  largest attention scores that its backward pass creates. See
+  `activation_bytes` for the formulas.
   """
   cfg = config
-  b, le, ld, p = per_device_batch, inputs_length, targets_length, num_partitions
-  a = jnp.dtype(activation_dtype if activation_dtype is not None
-                else cfg.dtype).itemsize
-  e, hd, h, f, v = (cfg.emb_dim, cfg.num_heads * cfg.head_dim, cfg.num_heads,
-                    cfg.mlp_dim, cfg.vocab_size)
-  ne, nd = cfg.num_encoder_layers, cfg.num_decoder_layers
+  e, hd, h, f = (cfg.emb_dim, cfg.num_heads * cfg.head_dim, cfg.num_heads,
+                 cfg.mlp_dim)
   weights = a if (cfg.dropout_rate > 0 or a != 4) else 0
   score = 4 + weights
   return {
-      "residual": (ne * 4 * b * le * e + nd * 6 * b * ld * e) * a
-                  + (2 * b * le * e + b * ld * e) * a + 4 * b * ld * e,
-      "attention_projections": (
-          ne * 4 * b * le * hd + nd * (6 * b * ld * hd + 2 * b * le * hd))
-          * a // p,
-      "attention_scores": (
-          (ne * b * h * le * le + nd * b * h * (ld * ld + ld * le)) * score
-          + 4 * h * (le * le + ld * ld)) // p,
-      "mlp_hidden": 3 * (ne * b * le + nd * b * ld) * f * a // p,
-      "logits": 8 * b * ld * v // p,
+      "encoder": {
+          "input": b * le * e * a,
+          "residual": 4 * b * le * e * a,
+          "mlp_residual": 2 * b * le * e * a,
+          "attention_projections": 4 * b * le * hd * a // p,
+          "minimal_projections": 3 * b * le * hd * a // p,
+          "attention_scores": b * h * le * le * score // p,
+          "mlp_hidden": 3 * b * le * f * a // p,
+          "minimal_mlp": 2 * b * le * f * a // p,
+          "score_gradient": 4 * b * h * le * le // p,
+      },
+      "decoder": {
+          "input": b * ld * e * a,
+          "residual": 6 * b * ld * e * a,
+          "mlp_residual": 2 * b * ld * e * a,
+          "attention_projections": (6 * b * ld * hd + 2 * b * le * hd) * a // p,
+          "minimal_projections": (4 * b * ld * hd + 2 * b * le * hd) * a // p,
+          "attention_scores": b * h * (ld * ld + ld * le) * score // p,
+          "mlp_hidden": 3 * b * ld * f * a // p,
+          "minimal_mlp": 2 * b * ld * f * a // p,
+          "score_gradient": 4 * b * h * ld * max(ld, le) // p,
+      },
   }
+
+
+_SAVED_KINDS = ("residual", "attention_projections", "attention_scores",
+                "mlp_hidden")
+
+
+def _saved_by_layer(layer: Mapping[str, int], remat_policy: str
+                    ) -> dict[str, int]:
+  """What one layer keeps for the backward pass under `remat_policy`."""
+  if remat_policy == "none":
+    return {k: layer[k] for k in _SAVED_KINDS}
+  saved = dict.fromkeys(_SAVED_KINDS, 0)
+  saved["residual"] = layer["input"]
+  if remat_policy == "minimal":
+    saved["attention_projections"] = layer["minimal_projections"]
+    saved["mlp_hidden"] = layer["minimal_mlp"]
+  return saved
+
+
+def _layer_backward_bytes(layer: Mapping[str, int],
+                          saved: Mapping[str, int]) -> int:
+  """Transient bytes of one layer's backward pass beyond what it saved.
+
+  The backward pass goes through the MLP block first, with everything the
+  layer recomputed alive, then through the attention block(s), when the MLP
+  block's recomputed activations are gone and the scores' gradient exists.
+  """
+  recomputed = {k: layer[k] - saved[k] for k in _SAVED_KINDS}
+  during_mlp = sum(recomputed.values())
+  during_attention = (during_mlp - recomputed["mlp_hidden"]
+                      - min(recomputed["residual"], layer["mlp_residual"])
+                      + layer["score_gradient"])
+  return max(during_mlp, during_attention)
+
+
+def activation_bytes(config: MT5Config, *, per_device_batch: int,
+                     inputs_length: int, targets_length: int,
+                     num_partitions: int = 1,
+                     activation_dtype: Any = None,
+                     remat_policy: str | None = None) -> dict[str, int]:
+  """Estimated activation memory of one device at the step's peak, in bytes.
+
+  What the forward pass keeps for the backward pass (the first four kinds),
+  plus the largest transient of the backward pass (``backward_peak``). With
+  b the per-device batch, Le / Ld the input / target lengths, E = emb_dim,
+  HD = num_heads * head_dim, H = num_heads, F = mlp_dim, V = vocab_size, P =
+  num_partitions (which splits heads, mlp and vocab, not embed: the residual
+  stream is replicated over the 'model' axis) and a the activation dtype's
+  bytes (``config.dtype`` unless given). ``remat_policy`` defaults to
+  ``config.remat_policy``.
+
+  Per layer, without rematerialization ('none'):
+
+  * residual: each sub-layer (2 an encoder layer, 3 a decoder layer) keeps
+    its input (for the norm's backward) and the normed input (for the
+    projections' kernel gradients): 4 b Le E a an encoder layer, 6 b Ld E a
+    a decoder layer.
+  * attention projections: query, key, value and context (the out
+    projection's input): 4 b Le HD / P a an encoder layer; (4 b Ld HD +
+    2 b Ld HD + 2 b Le HD) / P a a decoder layer (self-attention, then
+    cross-attention's query and context at Ld, key and value at Le).
+  * attention scores: softmax probabilities in float32 (what softmax's
+    backward needs) and the weights multiplied with the values in dtype a
+    (a separate buffer unless a is float32 without dropout): b H Lq Lk / P
+    (4 + a) per attention, (Lq, Lk) = (Le, Le) in the encoder, (Ld, Ld) and
+    (Ld, Le) in the decoder.
+  * mlp hidden: gate, linear and their gated product (wo's input):
+    3 b L F / P a, L = Le in the encoder and Ld in the decoder.
+
+  With 'full' a layer keeps only its input (b L E a) and the backward pass
+  recomputes the rest, one layer at a time. With 'minimal' it keeps its
+  input and the outputs of the projections the backward pass needs (query,
+  key and value: 3 b L HD / P a; wi_0 and wi_1: 2 b L F / P a; the out and
+  wo outputs only feed additions and are not kept), and recomputes norms,
+  scores and the gated product.
+
+  Outside the layers, for every policy (counted as residual): the encoder's
+  output before and after its final norm (cross-attention's keys and values
+  are computed from the latter) and the decoder's, 2 b Le E a + b Ld E a,
+  and the logits layer's float32 input, 4 b Ld E; plus (as attention
+  scores) the float32 relative position biases, H Le^2 / P and H Ld^2 / P,
+  shared by the layers.
+
+  backward_peak: the largest of (1) the loss's backward at the start of the
+  backward pass, two float32 [b, Ld, V / P] buffers (the logits' softmax
+  and gradient): 8 b Ld V / P; (2) one layer's backward. Without
+  rematerialization that is the float32 gradient of its largest attention
+  scores, 4 b H Lq Lk / P. With it, the layer first recomputes what 'none'
+  keeps minus what the policy keeps, all of which is alive during the MLP
+  block's backward; during the attention's backward the MLP block's part
+  (its hidden activations and its 2 b L E a of residual) is gone and the
+  scores' gradient has come: the larger of the two moments.
+
+  This is meant as an upper bound for XLA's accelerator schedules, which
+  free a layer's activations once its backward is done (on an H200 it was
+  2% under to 23% over XLA's figure, bench/RESULTS.md). XLA:CPU's
+  scheduler, however, recomputes every rematerialized layer at the start of
+  the backward pass, so on CPU rematerialization saves (almost) nothing:
+  bench/bench_planner_memory.py, bench/RESULTS.md. Ignored: masks and
+  dropout masks (broadcast over a length, or regenerated from the random
+  key), the token ids, XLA's fusion temporaries (the plan's headroom covers
+  them).
+  """
+  cfg = config
+  policy = remat_policy if remat_policy is not None else cfg.remat_policy
+  if policy not in REMAT_POLICIES:
+    raise errors.ConfigError(
+        f"remat_policy={policy!r} is not one of {', '.join(REMAT_POLICIES)}")
+  b, le, ld, p = per_device_batch, inputs_length, targets_length, num_partitions
+  a = jnp.dtype(activation_dtype if activation_dtype is not None
+                else cfg.dtype).itemsize
+  e, h, v = cfg.emb_dim, cfg.num_heads, cfg.vocab_size
+  layers = _layer_activations(cfg, b=b, le=le, ld=ld, p=p, a=a)
+  counts = {"encoder": cfg.num_encoder_layers, "decoder": cfg.num_decoder_layers}
+  acts = dict.fromkeys(_SAVED_KINDS, 0)
+  layer_backward = 0
+  for kind, layer in layers.items():
+    saved = _saved_by_layer(layer, policy)
+    for k, n in saved.items():
+      acts[k] += counts[kind] * n
+    if counts[kind]:
+      layer_backward = max(layer_backward, _layer_backward_bytes(layer, saved))
+  acts["residual"] += (2 * b * le * e + b * ld * e) * a + 4 * b * ld * e
+  acts["attention_scores"] += 4 * h * (le * le + ld * ld) // p
+  acts["backward_peak"] = max(8 * b * ld * v // p, layer_backward)
+  return acts
+
+
+# Parameter-sized temporaries of the optimizer step (see
+# `update_temporary_bytes`).
+UPDATE_TEMPORARIES_PER_PARAMETER = 2
+
+
+def update_temporary_bytes(parameter_bytes) -> int:
+  """Transient memory of the optimizer step: 2 x the largest parameter.
+
+  `parameter_bytes`: the per-device bytes of each parameter. Adafactor
+  computes, per parameter, its update (the gradient over the root of the
+  factored second moment) and that update clipped to an RMS of at most
+  ``clipping_threshold`` before the new value replaces the donated
+  parameter: two temporaries of the parameter's size (its shard, per device)
+  that XLA frees parameter by parameter, so the largest parameter (mT5's
+  embedding or logits kernel) sets the peak. That is what XLA:CPU's
+  schedule holds at its peak for mT5-Small (bench/RESULTS.md); XLA:GPU
+  fuses most of it away.
+  """
+  return UPDATE_TEMPORARIES_PER_PARAMETER * max(parameter_bytes, default=0)
 
 
 def plan(model_config: MT5Config, *, batch_size: int,
@@ -330,6 +488,7 @@ def plan(model_config: MT5Config, *, batch_size: int,
         num_partitions=num_partitions, activation_dtype=activation_dtype)
   acts = acts_at(batch_size // data_parallel)
   parameters = sum(param_bytes.values())
+  update = update_temporary_bytes(param_bytes.values())
   return Plan(
       model_config=model_config, batch_size=batch_size,
       task_feature_lengths=dict(task_feature_lengths), num_devices=num_devices,
@@ -341,7 +500,53 @@ def plan(model_config: MT5Config, *, batch_size: int,
       parameters_by_name=param_bytes, activations_by_kind=acts,
       activations_per_example=(sum(acts_at(1).values())
                                - sum(acts_at(0).values())),
+      update_temporaries=update,
       device_memory_gib=device_memory_gib, headroom=headroom)
+
+
+# The features of a packed training batch (seqio's EncDecFeatureConverter
+# with pack=True, as the trainer trains), and the length each one takes.
+_BATCH_FEATURES = {
+    "encoder_input_tokens": "inputs", "encoder_segment_ids": "inputs",
+    "encoder_positions": "inputs", "decoder_input_tokens": "targets",
+    "decoder_target_tokens": "targets", "decoder_loss_weights": "targets",
+    "decoder_segment_ids": "targets", "decoder_positions": "targets",
+}
+
+
+def compile_train_step(model_config: MT5Config, *, batch_size: int,
+                       task_feature_lengths: Mapping[str, int],
+                       optimizer=None, z_loss: float = 1e-4):
+  """The trainer's train step on one device, compiled from shapes alone.
+
+  ``trainer.make_train_step`` with ``trainer.make_optimizer()`` (unless
+  `optimizer` is given), parameters and optimizer state donated as the
+  trainer does, on a packed int32 batch of ``batch_size`` x the lengths.
+  Nothing is allocated; `compiled_peak_bytes` reads XLA's memory figures,
+  and the result runs as ``compiled(params, opt_state, batch, rng)``.
+  """
+  from t5x_runs import trainer  # pylint: disable=import-outside-toplevel
+  model = MT5(model_config)
+  if optimizer is None:
+    optimizer = trainer.make_optimizer()
+  params = jax.tree.map(
+      lambda box: jax.ShapeDtypeStruct(box.value.shape, jnp.float32),
+      _abstract_params(model_config), is_leaf=_is_box)
+  state = jax.eval_shape(optimizer.init, params)
+  batch = {name: jax.ShapeDtypeStruct(
+               (batch_size, task_feature_lengths[length]), jnp.int32)
+           for name, length in _BATCH_FEATURES.items()}
+  step = jax.jit(trainer.make_train_step(model, optimizer, z_loss),
+                 donate_argnums=(0, 1))
+  return step.lower(params, state, batch, jax.random.PRNGKey(0)).compile()
+
+
+def compiled_peak_bytes(compiled) -> int:
+  """XLA's own figure for a compiled step's peak: arguments + outputs +
+  temporaries - outputs written into donated arguments (bytes)."""
+  stats = compiled.memory_analysis()
+  return (stats.argument_size_in_bytes + stats.output_size_in_bytes
+          + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
 
 
 def _resolve(value):
@@ -440,7 +645,8 @@ def format_plan(p: Plan) -> str:
       f"emb {cfg.emb_dim}, mlp {cfg.mlp_dim}, {cfg.num_heads} heads, vocab "
       f"{cfg.vocab_size:,}: {p.param_count:,} parameters",
       f"run: batch {p.batch_size} ({p.per_device_batch} per replica), "
-      f"lengths {lengths}, {cfg.dtype} activations",
+      f"lengths {lengths}, {cfg.dtype} activations, rematerialization "
+      f"{cfg.remat_policy!r}",
       f"mesh: {p.num_devices} devices = {p.data_parallel} data x "
       f"{p.num_partitions} model, 2-D parameter sharding "
       f"{'on' if p.parameter_2d_sharding else 'off'}",
@@ -448,7 +654,7 @@ def format_plan(p: Plan) -> str:
   ]
   rows = [("parameters", p.parameters), ("optimizer state", p.optimizer_state),
           ("gradients", p.gradients), ("activations (estimate)", p.activations),
-          ("total", p.total)]
+          ("update temporaries", p.update_temporaries), ("total", p.total)]
   headers = ("component", "GiB per device", f"GiB total ({p.num_devices})")
   cells = [headers] + [(name, _gib(n), _gib(n * p.num_devices))
                        for name, n in rows]
@@ -460,6 +666,8 @@ def format_plan(p: Plan) -> str:
                            + [c.rjust(w) for c, w in zip(cell[1:], widths[1:])]))
     if i == 0:
       lines.append("  ".join("-" * w for w in widths))
+  lines.append("(activations and update temporaries are not alive together: "
+               "the total counts the larger)")
   lines.append("")
   if p.fits is None:
     lines.append(f"fits: unknown ({_gib(p.total)} GiB per device; give "

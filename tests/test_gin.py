@@ -123,6 +123,8 @@ def test_production_files_bind_size_mixtures_and_defaults(cell, size):
   assert _bound("evaluator.evaluate.num_partitions") == partitions
   assert _bound("trainer.train.num_train_steps") == 12200
   assert _bound("trainer.train.checkpoint_period") == 1000
+  assert _bound("trainer.train.init_checkpoint") == (
+      f"gs://t5-data/pretrained_models/t5x/mt5_{size}/checkpoint_1000000")
   assert _bound("trainer.make_optimizer.learning_rate") == 1e-3
   assert _bound("trainer.train.vocabulary") == (
       "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model")

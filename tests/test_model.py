@@ -10,6 +10,7 @@ import pytest
 from flax import linen as nn
 from flax.traverse_util import flatten_dict
 
+from t5x_runs import losses
 from t5x_runs.models import MT5, PRESETS, mt5_config, param_count
 from t5x_runs.models.mt5 import relative_position_bucket
 
@@ -246,3 +247,66 @@ def test_a_few_adam_steps_reduce_the_loss(model, variables):
     params, opt_state, loss = step(params, opt_state)
     losses.append(float(loss))
   assert losses[-1] < 0.8 * losses[0], losses
+
+
+def _loss_and_grads(remat_policy):
+  """Loss and gradients of one dropout-enabled step, and the boxed params."""
+  model = MT5(mt5_config("tiny", vocab_size=VOCAB, remat_policy=remat_policy))
+  boxed = model.init(jax.random.key(0), ENC, DEC_INPUTS)["params"]
+
+  def loss_fn(params):
+    logits = model.apply({"params": params}, ENC, DEC_INPUTS, DEC_TARGETS,
+                         enable_dropout=True,
+                         rngs={"dropout": jax.random.key(7)})
+    return losses.cross_entropy_loss(logits, DEC_TARGETS, DEC_TARGETS > 0)[0]
+
+  loss, grads = jax.jit(jax.value_and_grad(loss_fn))(nn.unbox(boxed))
+  return float(loss), flatten_dict(grads, sep="/"), boxed
+
+
+def _remat_equations(remat_policy):
+  """The checkpoint (remat) equations of the forward pass's jaxpr."""
+  model = MT5(mt5_config("tiny", vocab_size=VOCAB, remat_policy=remat_policy))
+  params = nn.unbox(model.init(jax.random.key(0), ENC, DEC_INPUTS)["params"])
+  jaxpr = jax.make_jaxpr(
+      lambda p: model.apply({"params": p}, ENC, DEC_INPUTS).sum())(params)
+  return [e for e in jaxpr.jaxpr.eqns
+          if {"policy", "prevent_cse"} <= set(e.params)]
+
+
+def test_remat_policies_give_the_same_loss_gradients_and_parameters():
+  loss, grads, boxed = _loss_and_grads("none")
+  names = flatten_dict(nn.get_partition_spec(boxed), sep="/")
+  values = flatten_dict(nn.unbox(boxed), sep="/")
+  for policy in ("full", "minimal"):
+    remat_loss, remat_grads, remat_boxed = _loss_and_grads(policy)
+    # Same parameter names, logical axes and initial values ...
+    assert flatten_dict(nn.get_partition_spec(remat_boxed), sep="/") == names
+    remat_values = flatten_dict(nn.unbox(remat_boxed), sep="/")
+    for name, value in values.items():
+      np.testing.assert_array_equal(remat_values[name], value, err_msg=name)
+    # ... and, with the same dropout masks, the same loss and gradients.
+    np.testing.assert_allclose(remat_loss, loss, rtol=1e-5, atol=1e-5)
+    assert remat_grads.keys() == grads.keys()
+    for name, grad in grads.items():
+      np.testing.assert_allclose(remat_grads[name], grad, rtol=1e-5,
+                                 atol=1e-5, err_msg=f"{policy}: {name}")
+
+
+def test_remat_policies_wrap_each_layer_with_their_checkpoint_policy():
+  assert not _remat_equations("none")
+  full = _remat_equations("full")
+  minimal = _remat_equations("minimal")
+  assert len(full) == len(minimal) == 2 + 2  # encoder and decoder layers
+  assert all(e.params["policy"] is None for e in full)
+  assert all(e.params["policy"] is
+             jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+             for e in minimal)
+
+
+def test_remat_policy_is_a_config_field_with_a_clear_error():
+  assert mt5_config("tiny").remat_policy == "none"
+  assert mt5_config("xl", remat_policy="full").remat_policy == "full"
+  with pytest.raises(ValueError, match=r"remat_policy='everything'.*"
+                     r"none, full, minimal"):
+    mt5_config("tiny", remat_policy="everything")

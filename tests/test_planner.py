@@ -96,19 +96,84 @@ def test_optimizer_state_is_the_trainers_adafactor_state():
 
 
 def test_activations_grow_linearly_with_the_batch():
-  config = mt5_config("tiny")
+  config = mt5_config("tiny", vocab_size=4096)
   acts = [_plan(config, batch_size=b).activations for b in (8, 16, 24)]
   assert acts[0] < acts[1] < acts[2]
   assert acts[2] - acts[1] == acts[1] - acts[0]
   plan = _plan(config, batch_size=8)
-  # float32 logits and their softmax: 8 bytes per [batch, targets, vocab].
-  assert plan.activations_by_kind["logits"] == 8 * 8 * 16 * 512
+  # The loss's backward: float32 logits' softmax and gradient, 8 bytes per
+  # [batch, targets, vocab], more than a layer's score gradient (4 b H Le^2).
+  assert plan.activations_by_kind["backward_peak"] == 8 * 8 * 16 * 4096
+  assert 8 * 8 * 16 * 4096 > 4 * 8 * 4 * 64 * 64
   # The per-device batch is what counts: 4 replicas of batch 32 = 1 x 8.
   assert _plan(config, batch_size=32, num_devices=4).activations == (
       plan.activations)
-  bf16 = _plan(mt5_config("tiny", dtype="bfloat16"), batch_size=8)
+  bf16 = _plan(mt5_config("tiny", vocab_size=4096, dtype="bfloat16"),
+               batch_size=8)
   assert bf16.activations < plan.activations
-  assert bf16.activations_by_kind["logits"] == plan.activations_by_kind["logits"]
+  assert bf16.activations_by_kind["backward_peak"] == (
+      plan.activations_by_kind["backward_peak"])
+
+
+# What one tiny layer keeps without rematerialization at batch 8, 64 input
+# and 16 target tokens, float32 (a = 4 bytes), dropout on (scores: 4 + 4
+# bytes): emb E = 64, heads x head_dim HD = 64, H = 4 heads, mlp F = 128.
+_B, _LE, _LD, _E, _HD, _H, _F = 8, 64, 16, 64, 64, 4, 128
+_ENCODER_KEEPS = (4 * _B * _LE * _E * 4 + 4 * _B * _LE * _HD * 4
+                  + _B * _H * _LE * _LE * 8 + 3 * _B * _LE * _F * 4)
+_DECODER_KEEPS = (6 * _B * _LD * _E * 4
+                  + (6 * _B * _LD * _HD + 2 * _B * _LE * _HD) * 4
+                  + _B * _H * (_LD * _LD + _LD * _LE) * 8
+                  + 3 * _B * _LD * _F * 4)
+_ENCODER_INPUT, _DECODER_INPUT = _B * _LE * _E * 4, _B * _LD * _E * 4
+_SAVED_KINDS = ("residual", "attention_projections", "attention_scores",
+                "mlp_hidden")
+
+
+def _saved(plan):
+  return sum(plan.activations_by_kind[k] for k in _SAVED_KINDS)
+
+
+def test_full_remat_keeps_the_layer_inputs_and_recomputes_one_layer():
+  none = _plan(mt5_config("tiny"))
+  full = _plan(mt5_config("tiny", remat_policy="full"))
+  assert (none.remat_policy, full.remat_policy) == ("none", "full")
+  # Each of the 2 + 2 layers keeps only its input ...
+  assert _saved(none) - _saved(full) == (
+      2 * (_ENCODER_KEEPS - _ENCODER_INPUT)
+      + 2 * (_DECODER_KEEPS - _DECODER_INPUT))
+  for kind in ("attention_projections", "mlp_hidden"):
+    assert full.activations_by_kind[kind] == 0
+  # ... and the backward pass recomputes one encoder layer at a time: all it
+  # keeps but its input, alive during its MLP block's backward (more than
+  # the loss's 8 b Ld V = 0.5 MB or the attention's moment).
+  assert full.activations_by_kind["backward_peak"] == (
+      _ENCODER_KEEPS - _ENCODER_INPUT)
+  assert none.activations_by_kind["backward_peak"] == max(
+      8 * _B * _LD * 512, 4 * _B * _H * _LE * _LE)
+  assert none.activations == 9_048_064 and full.activations == 3_477_504
+  # Parameters, optimizer state and gradients do not change.
+  assert (full.parameters, full.optimizer_state, full.gradients) == (
+      none.parameters, none.optimizer_state, none.gradients)
+
+
+def test_minimal_remat_also_keeps_query_key_value_and_the_mlp_inputs():
+  full = _plan(mt5_config("tiny", remat_policy="full"))
+  minimal = _plan(mt5_config("tiny", remat_policy="minimal"))
+  none = _plan(mt5_config("tiny"))
+  # Encoder: q, k, v (3 b Le HD) and wi_0, wi_1 (2 b Le F); decoder: its
+  # self-attention's q, k, v and cross-attention's q at Ld, k and v at Le.
+  projections = 2 * 3 * _B * _LE * _HD * 4 + 2 * (
+      4 * _B * _LD * _HD + 2 * _B * _LE * _HD) * 4
+  mlp = 2 * 2 * _B * _LE * _F * 4 + 2 * 2 * _B * _LD * _F * 4
+  assert minimal.activations_by_kind["attention_projections"] == projections
+  assert minimal.activations_by_kind["mlp_hidden"] == mlp
+  assert _saved(minimal) - _saved(full) == projections + mlp
+  assert full.activations < minimal.activations < none.activations
+  with pytest.raises(errors.ConfigError, match="remat_policy='some'"):
+    planner.activation_bytes(mt5_config("tiny"), per_device_batch=1,
+                             inputs_length=8, targets_length=8,
+                             remat_policy="some")
 
 
 def test_fits_against_device_memory_with_headroom():
@@ -127,6 +192,21 @@ def test_fits_against_device_memory_with_headroom():
                device_memory_gib=gib * 2).fits
   assert not _plan(config, num_devices=2, batch_size=largest + 2,
                    device_memory_gib=gib * 2).fits
+
+
+def test_update_temporaries_count_when_they_exceed_the_activations():
+  # mT5-Small at batch 1: two float32 copies of the [250112, 512] embedding
+  # (500 MiB) outweigh the activations of 8 + 2 tokens.
+  small = _plan(mt5_config("small"), batch_size=1,
+                task_feature_lengths={"inputs": 8, "targets": 2})
+  assert small.update_temporaries == 2 * 250112 * 512 * 4
+  assert small.update_temporaries > small.activations
+  assert small.total == (small.parameters + small.optimizer_state
+                         + small.gradients + small.update_temporaries)
+  tiny = _plan(mt5_config("tiny"))
+  assert tiny.update_temporaries < tiny.activations
+  assert tiny.total == (tiny.parameters + tiny.optimizer_state
+                        + tiny.gradients + tiny.activations)
 
 
 def test_bad_partitions_and_batches_are_clear_errors():
@@ -204,3 +284,42 @@ def test_cli_argument_errors_import_nothing_heavy():
                           text=True, timeout=120, check=True)
   assert result.stdout.strip() == "2 2 []", result.stderr
   assert "--devices" in result.stderr and "--gin_file" in result.stderr
+
+
+@pytest.mark.slow
+def test_production_xl_and_xxl_fit_a_tpu_v4_64_only_with_remat():
+  for size, policy in (("xl", "minimal"), ("xxl", "full")):
+    plan = planner.plan_from_gin([f"gin/ko_{size}.gin"], [], num_devices=32,
+                                 device_memory_gib=32)
+    assert plan.remat_policy == policy and plan.batch_size == 256
+    assert plan.fits, planner.format_plan(plan)
+    assert plan.max_batch_size >= 256
+    without = planner.plan_from_gin([f"gin/ko_{size}.gin"],
+                                    ["REMAT_POLICY = 'none'"], num_devices=32,
+                                    device_memory_gib=32)
+    assert without.remat_policy == "none"
+    assert not without.fits and without.activations > 3 * plan.activations
+  # XXL also needs its parameters' 'embed' split over the replicas.
+  dense = planner.plan_from_gin(["gin/ko_xxl.gin"],
+                                ["PARAMETER_2D_SHARDING = False"],
+                                num_devices=32, device_memory_gib=32)
+  assert dense.num_partitions == 8 and not dense.fits
+
+
+@pytest.mark.slow
+def test_planner_is_within_20_percent_of_the_compiled_tiny_step():
+  # The demo's run (gin/demo.gin): tiny mT5, 4096-piece vocabulary, batch 24
+  # of 384 + 8 tokens. XLA's figure for the compiled train step is a
+  # deterministic number of its buffer assignment, not a timing.
+  config = mt5_config("tiny", vocab_size=4096)
+  lengths = {"inputs": 384, "targets": 8}
+  compiled = planner.compile_train_step(config, batch_size=24,
+                                        task_feature_lengths=lengths)
+  measured = planner.compiled_peak_bytes(compiled)
+  plan = _plan(config, batch_size=24, task_feature_lengths=lengths)
+  assert abs(plan.total / measured - 1) <= 0.2, (plan.total, measured)
+  # The donated parameters and optimizer state (but for a few scalars) are
+  # written in place.
+  stats = compiled.memory_analysis()
+  assert stats.alias_size_in_bytes >= 0.99 * (plan.parameters
+                                             + plan.optimizer_state)

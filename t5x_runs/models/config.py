@@ -4,11 +4,22 @@
 
     mt5_config.size = 'small'
     mt5_config.dropout_rate = 0.1
+    mt5_config.remat_policy = 'full'
 """
 
 import dataclasses
 
 _ACTIVATION_DTYPES = ("float32", "bfloat16", "float16")
+
+# What the backward pass keeps of each encoder/decoder layer (t5x's names):
+#   'none'     everything the gradients need (fastest, most memory);
+#   'full'     only the layer's inputs: the layer is recomputed in the
+#              backward pass (about one more forward pass of compute);
+#   'minimal'  the layer's inputs and the outputs of its projections that
+#              the backward pass needs (jax's dots_with_no_batch_dims_saveable:
+#              query/key/value, wi_0/wi_1); norms, attention scores and
+#              activations are recomputed.
+REMAT_POLICIES = ("none", "full", "minimal")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +28,9 @@ class MT5Config:
 
   Field names follow t5x's ``T5Config``. ``dtype`` is the activation dtype,
   given as a string; parameters are always stored in float32.
+  ``remat_policy`` is one of ``REMAT_POLICIES`` (rematerialization of the
+  layers in the backward pass; it changes memory and time, never the
+  parameters or the results).
   """
 
   vocab_size: int
@@ -31,6 +45,7 @@ class MT5Config:
   relative_attention_max_distance: int = 128
   layer_norm_epsilon: float = 1e-6
   dtype: str = "float32"
+  remat_policy: str = "none"
 
   def __post_init__(self):
     if self.dtype not in _ACTIVATION_DTYPES:
@@ -40,6 +55,10 @@ class MT5Config:
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(
           f"MT5Config.dropout_rate={self.dropout_rate!r} must be in [0, 1)")
+    if self.remat_policy not in REMAT_POLICIES:
+      raise ValueError(
+          f"MT5Config.remat_policy={self.remat_policy!r} is not supported; "
+          f"use one of: {', '.join(REMAT_POLICIES)}")
 
 
 _MT5_VOCAB_SIZE = 250112
@@ -75,7 +94,8 @@ PRESETS = {
 def mt5_config(size: str, **overrides) -> MT5Config:
   """Returns the preset ``size`` with some fields replaced.
 
-  Example: ``mt5_config('tiny', vocab_size=1000, dtype='bfloat16')``.
+  Example: ``mt5_config('tiny', vocab_size=1000, dtype='bfloat16')`` or
+  ``mt5_config('xl', remat_policy='full')``.
 
   Raises:
     ValueError: ``size`` is not a preset or an override is not a field.

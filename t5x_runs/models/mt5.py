@@ -26,8 +26,31 @@ vocab=V, relative-position buckets=B):
 Every parameter is float32 and boxed with its t5x logical axis names
 (``nn.get_partition_spec`` reads them). Activations carry logical sharding
 constraints, which do nothing until axis rules and a mesh are active.
+
+``config.remat_policy`` wraps each encoder and decoder layer in ``nn.remat``
+('full': the backward pass recomputes the layer from its inputs; 'minimal':
+from its inputs and its projections' outputs). The wrapped layer keeps its
+name (``layers_{i}``), so the parameter tree above is the same for every
+policy, and so are the results.
+
+Autoregressive decoding (t5x's ``decode=True``) keeps keys and values in the
+flax ``'cache'`` collection, per decoder layer::
+
+    decoder/layers_{i}/self_attention/{cached_key,cached_value}
+        [b, max_decode_length, heads, head_dim]; one position written per step
+    decoder/layers_{i}/self_attention/cache_index            scalar int32
+    decoder/layers_{i}/encoder_decoder_attention/{cached_key,cached_value}
+        [b, enc_len, heads, head_dim]; the projected encoder output
+
+A ``decode(..., decode=True)`` call with a mutable, empty ``'cache'`` and
+decoder inputs of the full decode length creates the cache (cross-attention
+keys and values are projected then, once); each later call takes one token
+per row ([b, 1]) and returns its logits [b, 1, vocab]. Decoding never uses
+``remat_policy`` (it only matters for gradients). `t5x_runs.decoding` runs
+the loop.
 """
 
+import functools
 import math
 
 import jax
@@ -156,12 +179,22 @@ class MultiHeadAttention(nn.Module):
 
   @nn.compact
   def __call__(self, inputs_q: jax.Array, inputs_kv: jax.Array,
-               mask: jax.Array, bias: jax.Array | None = None,
-               deterministic: bool = True) -> jax.Array:
+               mask: jax.Array | None, bias: jax.Array | None = None,
+               deterministic: bool = True,
+               kv_cache: str = "none") -> jax.Array:
     """Attends from ``inputs_q`` [b, q, emb] to ``inputs_kv`` [b, k, emb].
 
     ``mask`` [b, 1, q, k] is True where a query may attend to a key; ``bias``
     (e.g. [1, heads, q, k]) is added to the logits. Returns [b, q, emb].
+
+    ``kv_cache`` selects decoding with the ``'cache'`` collection (see the
+    module docstring): 'none' (no cache), 'causal' (self-attention: while the
+    cache is empty it is created for ``inputs_q``'s length and the call is an
+    ordinary one; afterwards ``inputs_q`` is one position, its key and value
+    are written at ``cache_index``, ``mask`` is ignored and keys up to that
+    index are attended, ``bias`` [1, heads, L, L] is read at that row) or
+    'static' (cross-attention: the keys and values of ``inputs_kv`` are
+    projected on the first call and read from the cache afterwards).
     """
     cfg = self.config
     dtype = _dtype(cfg)
@@ -175,8 +208,20 @@ class MultiHeadAttention(nn.Module):
       return nn.with_logical_constraint(y, ("batch", "length", "heads", "kv"))
 
     query = project("query", query_init, inputs_q)
-    key = project("key", _ATTENTION_INIT, inputs_kv)
-    value = project("value", _ATTENTION_INIT, inputs_kv)
+    if kv_cache == "static" and self.has_variable("cache", "cached_key"):
+      key = self.get_variable("cache", "cached_key")
+      value = self.get_variable("cache", "cached_value")
+    else:
+      key = project("key", _ATTENTION_INIT, inputs_kv)
+      value = project("value", _ATTENTION_INIT, inputs_kv)
+    if kv_cache == "static":
+      self.put_variable("cache", "cached_key", key)
+      self.put_variable("cache", "cached_value", value)
+    elif kv_cache == "causal":
+      key, value, mask, bias = self._causal_cache_step(key, value, mask, bias)
+    elif kv_cache != "none":
+      raise ValueError(f"kv_cache={kv_cache!r}: use 'none', 'causal' or "
+                       "'static'")
 
     logits = jnp.einsum("bqhd,bkhd->bhqk", query, key,
                         preferred_element_type=jnp.float32)
@@ -192,6 +237,37 @@ class MultiHeadAttention(nn.Module):
     context = context.reshape(*context.shape[:-2], joined)
     return _dense(inputs_q.shape[-1], ("joined_kv", "embed"), _ATTENTION_INIT,
                   dtype, "out")(context)
+
+  def _causal_cache_step(self, key, value, mask, bias):
+    """Self-attention decoding: (key, value, mask, bias) over the cache.
+
+    While the cache is empty it is created (zeros, the shape of ``key``) and
+    the arguments are returned unchanged. Afterwards ``key`` and ``value``
+    [b, 1, heads, kv] are written at ``cache_index``, which advances by one.
+    """
+    initialized = self.has_variable("cache", "cached_key")
+    cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape,
+                               key.dtype)
+    cached_value = self.variable("cache", "cached_value", jnp.zeros,
+                                 value.shape, value.dtype)
+    cache_index = self.variable("cache", "cache_index",
+                                lambda: jnp.array(0, jnp.int32))
+    if not initialized:
+      return key, value, mask, bias
+    if key.shape[1] != 1:
+      raise ValueError(
+          f"cached decoding takes one position per step, got {key.shape[1]}")
+    index = cache_index.value
+    length = cached_key.value.shape[1]
+    key = jax.lax.dynamic_update_slice(cached_key.value, key, (0, index, 0, 0))
+    value = jax.lax.dynamic_update_slice(cached_value.value, value,
+                                         (0, index, 0, 0))
+    cached_key.value, cached_value.value = key, value
+    cache_index.value = index + 1
+    mask = (jnp.arange(length) <= index)[None, None, None, :]
+    if bias is not None:
+      bias = jax.lax.dynamic_slice_in_dim(bias, index, 1, axis=2)
+    return key, value, mask, bias
 
 
 class GatedGeluMlp(nn.Module):
@@ -241,22 +317,44 @@ class DecoderLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x, encoded, self_mask, cross_mask, position_bias,
-               deterministic=True):
+               deterministic=True, decode=False):
     cfg = self.config
     y = RMSNorm(cfg, name="pre_self_attention_layer_norm")(x)
     y = MultiHeadAttention(cfg, name="self_attention")(
-        y, y, self_mask, position_bias, deterministic)
+        y, y, self_mask, position_bias, deterministic,
+        "causal" if decode else "none")
     x = _residual_constraint(x + _dropout(cfg)(y, deterministic=deterministic))
 
     y = RMSNorm(cfg, name="pre_cross_attention_layer_norm")(x)
     y = MultiHeadAttention(cfg, name="encoder_decoder_attention")(
-        y, encoded, cross_mask, None, deterministic)
+        y, encoded, cross_mask, None, deterministic,
+        "static" if decode else "none")
     x = _residual_constraint(x + _dropout(cfg)(y, deterministic=deterministic))
 
     y = RMSNorm(cfg, name="pre_mlp_layer_norm")(x)
     y = GatedGeluMlp(cfg, name="mlp")(y, deterministic)
     return _residual_constraint(
         x + _dropout(cfg)(y, deterministic=deterministic))
+
+
+# The positional index of ``deterministic`` in each layer's __call__, counting
+# ``self`` as 0 (nn.remat's static_argnums): a Python bool that selects code.
+_DETERMINISTIC_ARGNUM = {"EncoderLayer": 4, "DecoderLayer": 6}
+
+# nn.remat's checkpoint policy for each remat_policy but 'none' (t5x's).
+_CHECKPOINT_POLICIES = {
+    "full": None,  # save nothing inside the layer: recompute all of it
+    "minimal": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+@functools.cache
+def _layer_class(layer: type[nn.Module], remat_policy: str) -> type[nn.Module]:
+  """``layer`` as is ('none') or rematerialized with ``remat_policy``."""
+  if remat_policy == "none":
+    return layer
+  return nn.remat(layer, policy=_CHECKPOINT_POLICIES[remat_policy],
+                  static_argnums=(_DETERMINISTIC_ARGNUM[layer.__name__],))
 
 
 class Encoder(nn.Module):
@@ -271,9 +369,10 @@ class Encoder(nn.Module):
     length = x.shape[-2]
     position_bias = RelativePositionBias(
         cfg, bidirectional=True, name="relpos_bias")(length, length)
+    layer = _layer_class(EncoderLayer, cfg.remat_policy)
     for i in range(cfg.num_encoder_layers):
-      x = EncoderLayer(cfg, name=f"layers_{i}")(
-          x, mask, position_bias, deterministic)
+      # Positional arguments: nn.remat marks `deterministic` static by index.
+      x = layer(cfg, name=f"layers_{i}")(x, mask, position_bias, deterministic)
     x = RMSNorm(cfg, name="encoder_norm")(x)
     return nn.Dropout(rate=cfg.dropout_rate)(x, deterministic=deterministic)
 
@@ -285,14 +384,25 @@ class Decoder(nn.Module):
 
   @nn.compact
   def __call__(self, embedded, encoded, self_mask, cross_mask,
-               deterministic=True):
+               deterministic=True, decode=False, max_decode_length=None):
+    """``decode``: cached decoding (module docstring); the relative position
+    bias then covers ``max_decode_length`` positions (default: the input's)."""
     cfg = self.config
     y = _dropout(cfg)(embedded, deterministic=deterministic)
-    length = y.shape[-2]
+    length = (max_decode_length or y.shape[-2]) if decode else y.shape[-2]
     position_bias = RelativePositionBias(
         cfg, bidirectional=False, name="relpos_bias")(length, length)
+    # Decoding computes no gradients: its layers are never rematerialized.
+    layer = _layer_class(DecoderLayer,
+                         "none" if decode else cfg.remat_policy)
     for i in range(cfg.num_decoder_layers):
-      y = DecoderLayer(cfg, name=f"layers_{i}")(
+      # Positional arguments: nn.remat marks `deterministic` static by index.
+      if decode:
+        y = layer(cfg, name=f"layers_{i}")(
+            y, encoded, self_mask, cross_mask, position_bias, deterministic,
+            True)
+        continue
+      y = layer(cfg, name=f"layers_{i}")(
           y, encoded, self_mask, cross_mask, position_bias, deterministic)
     y = RMSNorm(cfg, name="decoder_norm")(y)
     y = nn.Dropout(rate=cfg.dropout_rate)(y, deterministic=deterministic)
@@ -344,14 +454,21 @@ class MT5(nn.Module):
   def decode(self, encoded, encoder_input_tokens, decoder_input_tokens,
              decoder_target_tokens=None, encoder_segment_ids=None,
              decoder_segment_ids=None, decoder_positions=None,
-             enable_dropout=False):
+             enable_dropout=False, decode=False, max_decode_length=None):
     """Returns float32 logits [b, dec_len, vocab] given ``encode``'s output.
 
     Decoder positions whose ``decoder_target_tokens`` is 0 are padding (as in
     t5x); without targets every decoder position counts as real, which only
     changes the outputs at padded positions.
+
+    ``decode=True`` decodes with the ``'cache'`` collection (see the module
+    docstring; `t5x_runs.decoding` drives it): no targets, no segment ids.
     """
     del decoder_positions  # Relative attention needs no absolute positions.
+    if decode and (decoder_target_tokens is not None
+                   or encoder_segment_ids is not None):
+      raise ValueError("cached decoding takes neither decoder targets nor "
+                       "segment ids")
     if (encoder_segment_ids is None) != (decoder_segment_ids is None):
       raise ValueError(
           "packed batches need both encoder_segment_ids and "
@@ -370,6 +487,11 @@ class MT5(nn.Module):
                               jnp.equal)
       cross_mask &= _pair_mask(decoder_segment_ids, encoder_segment_ids,
                                jnp.equal)
+    if decode:
+      return self.decoder(self.token_embedder(decoder_input_tokens), encoded,
+                          self_mask, cross_mask,
+                          deterministic=not enable_dropout, decode=True,
+                          max_decode_length=max_decode_length)
     return self.decoder(self.token_embedder(decoder_input_tokens), encoded,
                         self_mask, cross_mask, deterministic=not enable_dropout)
 
