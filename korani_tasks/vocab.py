@@ -90,8 +90,11 @@ class TaskVocabulary(seqio.SentencePieceVocabulary):
     # seqio compares vocabularies by their state (t5x.train checks that the
     # tasks' vocabulary equals the model's): leave the load bookkeeping out,
     # so a TaskVocabulary equals a SentencePieceVocabulary of the same file.
+    # The file is always the one chosen now (`vocabulary_path()`), whatever
+    # an earlier call loaded.
     state = super().__getstate__()
     state.pop("_loaded_path", None)
+    state["_sentencepiece_model_file"] = vocabulary_path()
     return state
 
 
