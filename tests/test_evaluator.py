@@ -94,7 +94,7 @@ def test_summaries_follow_t0_median_over_templates():
                 metric="length_normalized_accuracy")]
   summary = results.dataset_summary(rows)
   assert summary[("copa", "ko")] == {"median": 60.0, "mean": 60.0,
-                                     "num_templates": 3}
+                                     "num_templates": 3, "metric": "accuracy"}
   assert summary[("hellaswag", "ko")]["median"] == 30.0
   assert results.cluster_summary(rows) == {("sentence_completion", "ko"): 45.0}
   table = results.format_markdown(rows, "t")
