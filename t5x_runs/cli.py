@@ -3,6 +3,9 @@
     korani demo  [--output DIR] [--gin.MACRO=value ...]   the main job (gin/demo.gin)
     korani train --gin_file=F [--gin.MACRO=value ...]     = python -m t5x_runs.train
     korani eval  --gin_file=F [--gin.MACRO=value ...]     = python -m t5x_runs.eval
+    korani eval-batch DIR[:STEP]... --mixture M --output OUT
+                                                          checkpoints x mixtures, resumable
+                                                          (= python -m t5x_runs.batch_eval)
     korani data list [NAMES...] [--no-counts]             datasets, splits, row counts
     korani data download [NAMES...] [--mirror URL] [--force] [--prepare]
                                                           fetch public source files
@@ -639,6 +642,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   if command == "eval":
     from t5x_runs import eval as eval_main
     return eval_main.main(rest)
+  if command == "eval-batch":
+    from t5x_runs import batch_eval
+    return batch_eval.main(rest, name="korani eval-batch")
   if command == "data":
     return _data(rest)
   if command == "tasks":
