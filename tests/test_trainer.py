@@ -1,15 +1,8 @@
-"""Training: the loss falls, a seen task is learned, runs resume exactly."""
+"""Training: the loss falls, a seen task is learned, run files are written.
 
-import itertools
-import os
-import pathlib
-import signal
-import subprocess
-import sys
-import time
+Resuming after a kill: tests/test_resume.py; determinism: test_determinism.py.
+"""
 
-import jax
-import numpy as np
 import pytest
 
 from t5x_runs import checkpoints
@@ -18,20 +11,6 @@ from t5x_runs import trainer
 from t5x_runs.models import mt5_config
 
 from conftest import SENTINEG
-
-
-def test_data_order_is_fixed_by_the_seed(session_vocab):
-  def batches(seed, start_step=0, count=3):
-    ds = trainer.train_batches(SENTINEG, {"inputs": 64, "targets": 4}, 8,
-                               seed=seed, start_step=start_step)
-    return [b["encoder_input_tokens"]
-            for b in itertools.islice(ds.as_numpy_iterator(), count)]
-
-  first, again, other = batches(0), batches(0), batches(1)
-  assert all(np.array_equal(x, y) for x, y in zip(first, again))
-  assert not all(np.array_equal(x, y) for x, y in zip(first, other))
-  # A run resumed at step 2 continues with the third batch.
-  assert np.array_equal(batches(0, start_step=2, count=1)[0], first[2])
 
 
 @pytest.mark.slow
@@ -79,59 +58,3 @@ def test_running_again_after_the_last_step_does_nothing(sentineg_run, session_vo
       num_train_steps=300, model_config=mt5_config("tiny", vocab_size=None),
       vocabulary=str(session_vocab), progress=False)
   assert (again.start_step, again.final_step, again.losses) == (300, 300, [])
-
-
-def _train_command(model_dir, vocab_path, steps):
-  return [sys.executable, "-m", "t5x_runs.train",
-          "--gin_file=models/mt5_tiny.gin", "--gin_file=runs/finetune.gin",
-          f"--gin.MODEL_DIR={model_dir}",
-          f"--gin.MIXTURE_OR_TASK_NAME={SENTINEG}",
-          "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 4}",
-          "--gin.BATCH_SIZE=16", f"--gin.TRAIN_STEPS={steps}",
-          "--gin.CHECKPOINT_PERIOD=25", "--gin.DROPOUT_RATE=0.1",
-          f"--gin.VOCABULARY={vocab_path}"]
-
-
-def _final_params(model_dir, step):
-  store = checkpoints.CheckpointStore(model_dir, read_only=True)
-  config = trainer.load_model_config(str(model_dir))
-  mesh = evaluator.partitioning.make_mesh(1)
-  params, _ = evaluator.restore_params(str(model_dir), config, mesh, step)
-  store.close()
-  return jax.tree.map(np.asarray, params)
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_with_identical_parameters(session_vocab, tmp_path):
-  """SIGKILL after the first checkpoint; the same command finishes the run
-  with parameters bit-identical to an uninterrupted run."""
-  steps = 150
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  straight = tmp_path / "straight"
-  subprocess.run(_train_command(straight, session_vocab, steps), env=env,
-                 check=True, capture_output=True)
-
-  resumed = tmp_path / "resumed"
-  command = _train_command(resumed, session_vocab, steps)
-  process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-  ckpt_dir = pathlib.Path(checkpoints.checkpoint_dir(resumed))
-  deadline = time.time() + 300
-  while not (ckpt_dir / "25").is_dir() and time.time() < deadline:
-    if process.poll() is not None:
-      break
-    time.sleep(0.05)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  assert process.returncode == -signal.SIGKILL, "run ended before the kill"
-  saved = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
-  assert saved and saved[-1] < steps
-
-  restart = subprocess.run(command, env=env, check=True, capture_output=True,
-                           text=True)
-  assert f"Resuming from checkpoint {saved[-1]}" in restart.stderr
-  a, b = _final_params(straight, steps), _final_params(resumed, steps)
-  mismatched = [k for k, (x, y) in enumerate(zip(jax.tree.leaves(a),
-                                                  jax.tree.leaves(b)))
-                if not np.array_equal(x, y)]
-  assert not mismatched, f"{len(mismatched)} parameter arrays differ"

@@ -1,0 +1,298 @@
+"""Exact resume: runs killed with SIGKILL, damaged checkpoints, data iterators.
+
+The training runs are real `python -m t5x_runs.train` processes of the tiny
+model on KoBEST SentiNeg: 12 steps, a checkpoint every 2 steps (so that
+kills land both between checkpoints and while one is being written), and
+dropout on. Every resumed run must end with parameters bit-identical to
+one uninterrupted run.
+"""
+
+import itertools
+import os
+import pathlib
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import jax
+import numpy as np
+import pytest
+from etils import epath
+
+from korani_tasks import errors
+from t5x_runs import checkpoints
+from t5x_runs import evaluator
+from t5x_runs import partitioning
+from t5x_runs import trainer
+from t5x_runs.models import MT5
+
+from conftest import REPO_ROOT, SENTINEG
+
+STEPS = 12
+CHECKPOINT_PERIOD = 2
+LENGTHS = {"inputs": 64, "targets": 4}
+# Three different steps to kill at, drawn once from a seeded generator.
+KILL_STEPS = sorted(random.Random(10).sample(range(1, STEPS), 3))  # 1, 7, 10
+_PROGRESS = re.compile(rf"(?:\b(\d+)/{STEPS}\b|Saved checkpoint (\d+))")
+_RESUMED = re.compile(r"Resuming from checkpoint (\d+) in \S+ \(data: ([^)]*)\)")
+
+
+def _command(model_dir, vocabulary):
+  return [sys.executable, "-m", "t5x_runs.train",
+          "--gin_file=models/mt5_tiny.gin", "--gin_file=runs/finetune.gin",
+          f"--gin.MODEL_DIR={model_dir}",
+          f"--gin.MIXTURE_OR_TASK_NAME={SENTINEG}",
+          f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}",
+          "--gin.BATCH_SIZE=8", f"--gin.TRAIN_STEPS={STEPS}",
+          f"--gin.CHECKPOINT_PERIOD={CHECKPOINT_PERIOD}",
+          "--gin.DROPOUT_RATE=0.1", f"--gin.VOCABULARY={vocabulary}"]
+
+
+def _run(command, env) -> str:
+  """Runs a training command to the end; returns its stderr."""
+  done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True,
+                        text=True, timeout=600, check=False)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return done.stderr
+
+
+def _run_and_kill(command, env, kill_after_step: int) -> str:
+  """Starts a training command and SIGKILLs it once it reports a step
+  >= kill_after_step (tqdm's 'k/12' or 'Saved checkpoint k'); returns
+  what it wrote to stderr."""
+  process = subprocess.Popen(command, cwd=REPO_ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  output = []
+
+  def watch():
+    text = ""
+    while chunk := os.read(process.stderr.fileno(), 4096):
+      text += chunk.decode("utf-8", "replace")
+      output.append(chunk.decode("utf-8", "replace"))
+      reported = [int(a or b) for a, b in _PROGRESS.findall(text)]
+      if reported and max(reported) >= kill_after_step:
+        process.send_signal(signal.SIGKILL)
+        break
+    while os.read(process.stderr.fileno(), 4096):
+      pass
+
+  watcher = threading.Thread(target=watch, daemon=True)
+  watcher.start()
+  try:
+    process.wait(timeout=600)
+  finally:
+    if process.poll() is None:
+      process.kill()
+  watcher.join(timeout=10)
+  process.stderr.close()
+  stderr = "".join(output)
+  assert process.returncode == -signal.SIGKILL, (
+      f"the run ended (status {process.returncode}) before the kill after "
+      f"step {kill_after_step}: {stderr[-2000:]}")
+  return stderr
+
+
+def _saved_steps(model_dir) -> list[int]:
+  directory = pathlib.Path(checkpoints.checkpoint_dir(model_dir))
+  if not directory.is_dir():
+    return []
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+def _final_params(model_dir) -> list[np.ndarray]:
+  config = trainer.load_model_config(str(model_dir))
+  params, step = evaluator.restore_params(str(model_dir), config,
+                                          partitioning.make_mesh(1))
+  assert step == STEPS
+  return [np.asarray(x) for x in jax.tree.leaves(params)]
+
+
+def _assert_bit_identical(a, b):
+  assert len(a) == len(b)
+  differ = [i for i, (x, y) in enumerate(zip(a, b)) if not np.array_equal(x, y)]
+  assert not differ, f"{len(differ)} of {len(a)} parameter arrays differ"
+
+
+def _largest_file(directory: pathlib.Path) -> pathlib.Path:
+  return max((p for p in directory.rglob("*") if p.is_file()),
+             key=lambda p: p.stat().st_size)
+
+
+def _truncate(path: pathlib.Path) -> None:
+  data = path.read_bytes()
+  path.write_bytes(data[:len(data) // 2])
+
+
+@pytest.fixture(scope="module")
+def train_env(tmp_path_factory) -> dict[str, str]:
+  """The training processes' environment: JAX's compilation cache, shared
+  by the module's runs, spares all but the first run the compile."""
+  cache = tmp_path_factory.mktemp("jax_cache")
+  return dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache))
+
+
+@pytest.fixture(scope="module")
+def straight_run(session_vocab, train_env, tmp_path_factory):
+  """One uninterrupted run: (model dir, final parameters)."""
+  model_dir = tmp_path_factory.mktemp("straight")
+  _run(_command(model_dir, session_vocab), train_env)
+  assert _saved_steps(model_dir) == [8, 10, 12]  # keep_checkpoints=3
+  return model_dir, _final_params(model_dir)
+
+
+@pytest.mark.slow
+def test_killed_runs_resume_bit_identical(straight_run, session_vocab,
+                                          train_env, tmp_path):
+  """Killed with SIGKILL after three random steps and started again with the
+  same command each time, a run resumes from its newest checkpoint (and its
+  data iterator) and ends where the uninterrupted run did, bit for bit."""
+  assert len(set(KILL_STEPS)) == 3
+  model_dir = tmp_path / "killed"
+  command = _command(model_dir, session_vocab)
+  resumed_from = []
+  for kill_step in KILL_STEPS + [None]:
+    saved = _saved_steps(model_dir)
+    if kill_step is None:
+      stderr = _run(command, train_env)
+    else:
+      stderr = _run_and_kill(command, train_env, kill_step)
+      assert _saved_steps(model_dir)[-1:] != [STEPS]
+    match = _RESUMED.search(stderr)
+    print(f"checkpoints {saved} at the start; killed after step {kill_step}; "
+          f"{match.group(0) if match else 'started afresh'}")
+    if not saved:  # killed before its first checkpoint: starts afresh
+      assert match is None, stderr[-2000:]
+      continue
+    assert match and int(match.group(1)) == saved[-1], stderr[-2000:]
+    assert match.group(2) == "its saved iterator position"
+    resumed_from.append(saved[-1])
+  assert resumed_from, f"no kill (after steps {KILL_STEPS}) left a checkpoint"
+  _assert_bit_identical(_final_params(model_dir), straight_run[1])
+
+
+@pytest.mark.slow
+def test_truncated_latest_checkpoint_is_reported_and_the_one_before_used(
+    straight_run, session_vocab, train_env, tmp_path):
+  """Half of the latest step's largest parameter file cut off: the run says
+  which file of which step is damaged, sets the step aside, resumes from
+  the step before and re-trains the lost steps to the same parameters."""
+  model_dir = tmp_path / "truncated"
+  shutil.copytree(straight_run[0], model_dir)
+  step_dir = model_dir / "checkpoints" / str(STEPS)
+  damaged = _largest_file(step_dir / "params")
+  _truncate(damaged)
+  stderr = _run(_command(model_dir, session_vocab), train_env)
+
+  name = re.escape(str(damaged.relative_to(step_dir)))
+  assert re.search(rf"Checkpoint {STEPS} in \S+ is unusable: {name} has \d+ "
+                   r"bytes, \d+ were written", stderr), stderr[-3000:]
+  resumed = _RESUMED.search(stderr)
+  assert resumed and int(resumed.group(1)) == STEPS - CHECKPOINT_PERIOD
+  note = (model_dir / checkpoints.UNUSABLE_DIR / str(STEPS)
+          / checkpoints.UNUSABLE_NOTE)
+  assert str(damaged.relative_to(step_dir)) in note.read_text()
+  _assert_bit_identical(_final_params(model_dir), straight_run[1])
+
+
+@pytest.fixture(scope="module")
+def abstract_state(straight_run):
+  """Abstract (params, opt_state) of the runs' model, to restore into."""
+  config = trainer.load_model_config(str(straight_run[0]))
+  state = trainer.init_train_state(
+      MT5(config), trainer.make_optimizer(), partitioning.make_mesh(1),
+      partitioning.standard_logical_axis_rules(), LENGTHS, seed=0)
+  return (checkpoints.abstract_like(state.params),
+          checkpoints.abstract_like(state.opt_state))
+
+
+@pytest.fixture
+def run_copy(straight_run, tmp_path):
+  model_dir = tmp_path / "copy"
+  shutil.copytree(straight_run[0], model_dir)
+  return model_dir
+
+
+def _restore_latest(model_dir, abstract_state):
+  store = checkpoints.CheckpointStore(model_dir)
+  try:
+    return store.restore_latest(*abstract_state), store.all_steps()
+  finally:
+    store.close()
+
+
+@pytest.mark.slow
+def test_damage_without_a_manifest_is_found_by_restoring(
+    run_copy, abstract_state, caplog):
+  """A step whose manifest is missing (the run stopped right after orbax's
+  rename) is checked by restoring it: a truncated array file fails."""
+  step_dir = run_copy / "checkpoints" / str(STEPS)
+  (step_dir / checkpoints.MANIFEST).unlink()
+  _truncate(_largest_file(step_dir / "params"))
+  resumed, steps_left = _restore_latest(run_copy, abstract_state)
+  assert resumed.step == STEPS - CHECKPOINT_PERIOD
+  assert steps_left == [STEPS - 2 * CHECKPOINT_PERIOD, resumed.step]
+  assert f"Checkpoint {STEPS} in" in caplog.text
+  assert "is unusable: restoring it failed" in caplog.text
+
+
+@pytest.mark.slow
+def test_damage_that_keeps_the_size_is_caught_by_the_hash(
+    run_copy, abstract_state, caplog):
+  """Orbax restores an array file with flipped bytes without complaint;
+  the manifest's sha256 catches it."""
+  step_dir = run_copy / "checkpoints" / str(STEPS)
+  damaged = _largest_file(step_dir / "params")
+  data = bytearray(damaged.read_bytes())
+  middle = len(data) // 2
+  data[middle:middle + 100] = bytes(b ^ 0xFF for b in data[middle:middle + 100])
+  damaged.write_bytes(bytes(data))
+  resumed, _ = _restore_latest(run_copy, abstract_state)
+  assert resumed.step == STEPS - CHECKPOINT_PERIOD
+  assert (f"{damaged.relative_to(step_dir)} differs from what was written "
+          "(sha256)") in caplog.text
+
+
+@pytest.mark.slow
+def test_every_checkpoint_unusable_is_a_clear_error(run_copy, abstract_state):
+  for step in _saved_steps(run_copy):
+    _truncate(_largest_file(run_copy / "checkpoints" / str(step) / "params"))
+  with pytest.raises(errors.MissingDataError) as raised:
+    _restore_latest(run_copy, abstract_state)
+  message = str(raised.value)
+  assert "every checkpoint in" in message and "is unusable" in message
+  for step in (8, 10, 12):
+    assert f"step {step}: params/" in message
+  # Nothing is moved when there is nothing to fall back to.
+  assert _saved_steps(run_copy) == [8, 10, 12]
+  assert not (run_copy / checkpoints.UNUSABLE_DIR).exists()
+
+
+@pytest.mark.slow
+def test_a_mixtures_data_iterator_restores_exactly(session_vocab, tmp_path):
+  """Mixture sampling, per-task shuffle buffers, packing and prefetching:
+  a fresh pipeline restored from a saved iterator gives the very batches
+  the saved one went on to give."""
+  def pipeline():
+    return trainer.DataIterator(trainer.train_batches(
+        "korani_kobest_train", {"inputs": 128, "targets": 8}, 4, seed=3))
+
+  handler = checkpoints.DataIteratorHandler()
+  args = checkpoints.DataIteratorArgs
+  saved = pipeline()
+  for _ in range(3):
+    next(saved)
+  handler.save(epath.Path(tmp_path), args(saved.tf_iterator))
+  expected = list(itertools.islice(saved, 3))
+  del saved
+  restored = pipeline()
+  handler.restore(epath.Path(tmp_path), args(restored.tf_iterator))
+  got = list(itertools.islice(restored, 3))
+  del restored
+  for want, have in zip(expected, got):
+    assert want.keys() == have.keys()
+    for key in want:
+      np.testing.assert_array_equal(have[key], want[key], err_msg=key)
