@@ -5,6 +5,10 @@
 #   make demo      the main job: train a tiny mT5 on KoBEST, score held-out
 #                  tasks in Korean and English templates (gin/demo.gin)
 #   make test      the test suite (pytest)
+#   make bench     our trainer against reference implementations, measured in
+#                  one run (~10-20 min on 2 cores); prints a table and appends
+#                  a dated entry to bench/RESULTS.md (BENCH_ARGS=--quick: fewer
+#                  steps, for trying it out)
 #
 # KORANI_DATA_DIR: the raw source files; defaults to ../shared/data/raw.
 
@@ -14,10 +18,11 @@ BIN := $(VENV)/bin
 KORANI_DATA_DIR ?= $(abspath ../shared/data/raw)
 DEMO_OUTPUT ?= demo_output
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 export KORANI_DATA_DIR
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +38,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUTPUT) .pytest_cache
