@@ -12,7 +12,7 @@ from flax.traverse_util import flatten_dict
 
 from t5x_runs import losses
 from t5x_runs.models import MT5, PRESETS, mt5_config, param_count
-from t5x_runs.models.mt5 import relative_position_bucket
+from t5x_runs.models.mt5 import relative_position_bucket, toeplitz
 
 VOCAB = 100
 
@@ -201,6 +201,30 @@ def test_relative_position_buckets_match_t5():
   causal = relative_position_bucket(offsets, False, 32, 128)
   np.testing.assert_array_equal(
       causal, [0, 1, 0, 7, 8, 9, 31, 31, 31, 0, 0])
+
+
+@pytest.mark.parametrize("query_length, key_length",
+                         [(2, 3), (6, 6), (9, 4), (1, 5), (5, 1), (64, 48)])
+def test_toeplitz_and_its_gradient_equal_the_gather(query_length, key_length):
+  """The position bias layout, and its hand-written gradient (diagonal sums)
+  against autodiff of the plain gather, on 2 heads."""
+  per_offset = jax.random.normal(jax.random.key(0),
+                                 (2, query_length + key_length - 1))
+  index = (np.arange(key_length)[None, :] - np.arange(query_length)[:, None]
+           + query_length - 1)
+
+  def gather(x):
+    return jnp.take(x, index, axis=-1)
+
+  got, got_vjp = jax.vjp(lambda x: toeplitz(x, query_length, key_length),
+                         per_offset)
+  want, want_vjp = jax.vjp(gather, per_offset)
+  np.testing.assert_array_equal(got, want)
+  grad = jax.random.normal(jax.random.key(1), want.shape)
+  np.testing.assert_allclose(got_vjp(grad)[0], want_vjp(grad)[0], rtol=1e-6,
+                             atol=1e-5)
+  np.testing.assert_array_equal(toeplitz(jnp.arange(4.0), 2, 3),
+                                [[1, 2, 3], [0, 1, 2]])
 
 
 def test_dropout_is_random_only_when_enabled(model, variables, apply):

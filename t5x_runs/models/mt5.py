@@ -161,7 +161,8 @@ class RelativePositionBias(nn.Module):
   def __call__(self, query_length: int, key_length: int) -> jax.Array:
     """Returns the float32 bias [1, heads, query_length, key_length]."""
     cfg = self.config
-    offsets = np.arange(key_length)[None, :] - np.arange(query_length)[:, None]
+    # Every offset key - query, from -(query_length - 1) to key_length - 1.
+    offsets = np.arange(1 - query_length, key_length)
     buckets = relative_position_bucket(
         offsets, self.bidirectional, cfg.relative_attention_num_buckets,
         cfg.relative_attention_max_distance)
@@ -169,7 +170,45 @@ class RelativePositionBias(nn.Module):
         "rel_embedding",
         nn.with_logical_partitioning(_RELPOS_INIT, ("heads", "relpos_buckets")),
         (cfg.num_heads, cfg.relative_attention_num_buckets), jnp.float32)
-    return jnp.take(rel_embedding, buckets, axis=1)[None]
+    per_offset = jnp.take(rel_embedding, buckets, axis=1)
+    return toeplitz(per_offset, query_length, key_length)[None]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def toeplitz(per_offset: jax.Array, query_length: int, key_length: int
+             ) -> jax.Array:
+  """[..., q + k - 1] values per offset -> [..., q, k] with
+  ``out[..., i, j] = per_offset[..., j - i + q - 1]``.
+
+  E.g. per_offset [a, b, c, d] (q=2, k=3: offsets -1..2) gives
+  [[b, c, d], [a, b, c]]. The gradient sums the incoming [..., q, k]
+  gradient along its diagonals, with a pad and a reshape that skew the
+  rows (autodiff of the gather would scatter-add element by element, a
+  large part of a small model's step on CPU).
+  """
+  index = (np.arange(key_length)[None, :] - np.arange(query_length)[:, None]
+           + query_length - 1)
+  return jnp.take(per_offset, index, axis=-1)
+
+
+def _toeplitz_forward(per_offset, query_length, key_length):
+  return toeplitz(per_offset, query_length, key_length), None
+
+
+def _toeplitz_backward(query_length, key_length, _, grad):
+  # Rows reversed, row r then sits r places further right once the rows,
+  # padded to width q + k, are read back with width q + k - 1: column c of
+  # the skewed array holds offset c - (q - 1) in every row (or a pad zero).
+  q, k = query_length, key_length
+  lead = grad.shape[:-2]
+  flipped = jnp.flip(grad, axis=-2)
+  padded = jnp.pad(flipped, [(0, 0)] * len(lead) + [(0, 0), (0, q)])
+  flat = padded.reshape(*lead, q * (q + k))[..., :q * (q + k - 1)]
+  skewed = flat.reshape(*lead, q, q + k - 1)
+  return (skewed.sum(axis=-2),)
+
+
+toeplitz.defvjp(_toeplitz_forward, _toeplitz_backward)
 
 
 class MultiHeadAttention(nn.Module):
