@@ -65,12 +65,21 @@ def prepare_model_config(model_dir: str, model_config: MT5Config | None = None,
 
 def restore_params(model_dir: str, config: MT5Config, mesh,
                    step: int | None = None) -> tuple[Any, int]:
-  """Restores the parameters of `step` (default: the latest) of a run."""
+  """Restores the parameters of `step` (default: the latest) of a run.
+
+  Raises:
+    MissingDataError: no checkpoint, or the step's files do not match its
+      manifest (truncated or corrupted; the message names the files).
+  """
   store = checkpoints.CheckpointStore(model_dir, read_only=True)
   try:
     step = step if step is not None else store.latest_step()
     if step is None:
       raise errors.MissingDataError(f"no checkpoint found in {store.directory}")
+    problem = checkpoints.check_manifest(store.step_dir(step))
+    if problem:
+      raise errors.MissingDataError(
+          f"checkpoint {step} in {store.directory} is damaged: {problem}")
     model = MT5(config)
     rules = partitioning.standard_logical_axis_rules()
     dummy = jnp.ones((1, 8), jnp.int32)

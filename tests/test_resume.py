@@ -296,3 +296,21 @@ def test_a_mixtures_data_iterator_restores_exactly(session_vocab, tmp_path):
     assert want.keys() == have.keys()
     for key in want:
       np.testing.assert_array_equal(have[key], want[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_evaluating_a_damaged_checkpoint_names_the_file(run_copy):
+  """Evaluation checks a step against its manifest before restoring it."""
+  step_dir = run_copy / "checkpoints" / str(STEPS)
+  damaged = _largest_file(step_dir / "params")
+  _truncate(damaged)
+  config = trainer.load_model_config(str(run_copy))
+  mesh = partitioning.make_mesh(1)
+  with pytest.raises(errors.MissingDataError) as raised:
+    evaluator.restore_params(str(run_copy), config, mesh)
+  message = str(raised.value)
+  assert f"checkpoint {STEPS} in" in message and "is damaged" in message
+  assert str(damaged.relative_to(step_dir)) in message
+  _, step = evaluator.restore_params(str(run_copy), config, mesh,
+                                     STEPS - CHECKPOINT_PERIOD)
+  assert step == STEPS - CHECKPOINT_PERIOD
