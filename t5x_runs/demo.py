@@ -18,6 +18,13 @@ from korani_tasks.readers import kobest
 from t5x_runs import entrypoint
 
 DEMO_GIN = "demo.gin"
+USAGE = """\
+usage: korani demo [--output DIR] [--gin.MACRO=value ...]
+
+Trains a tiny mT5 on korani_kobest_train and scores the held-out KoBEST
+datasets with Korean and English templates (gin/demo.gin); writes
+DIR/results.json and DIR/results.md (default DIR: demo_output) and keeps the
+run in DIR/model. Reads the raw files from $KORANI_DATA_DIR."""
 
 
 def _check_data() -> None:
@@ -35,6 +42,9 @@ def _check_data() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
+  if any(a in ("-h", "--help") for a in argv):
+    print(USAGE)
+    return 0
   output = "demo_output"
   rest = []
   i = 0

@@ -21,6 +21,12 @@ def test_usage():
   assert "korani demo" in result.stdout and "korani train" in result.stdout
 
 
+def test_demo_help_needs_no_data(tmp_path):
+  result = _run(["demo", "--help"], {"KORANI_DATA_DIR": str(tmp_path / "x")})
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.startswith("usage: korani demo [--output DIR]")
+
+
 def test_demo_without_data_says_what_to_do(tmp_path):
   result = _run(["demo", "--output", str(tmp_path)],
                 {"KORANI_DATA_DIR": str(tmp_path / "nowhere")})
