@@ -65,6 +65,17 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
   exit with status 2 instead of a traceback.
   """
   argv = list(sys.argv[1:] if argv is None else argv)
+  if any(a in ("-h", "--help") for a in argv):
+    print(f"usage: {name} --gin_file=F [--gin_file=F ...] "
+          "[--gin.MACRO=value ...]\n"
+          f"{' ' * len(f'usage: {name}')} [--gin_bindings=B] "
+          "[--gin_search_paths=DIRS]\n"
+          f"{' ' * len(f'usage: {name}')} [--coordinator_address=HOST:PORT "
+          "--process_count=N --process_index=I]\n\n"
+          "Gin files are looked up as given, then in --gin_search_paths, then "
+          "in the\nrepository's gin/ (e.g. --gin_file=ko_xl.gin); the header "
+          "of each lists its\nrequired and commonly overridden macros.")
+    return 0
   setup_logging()
   try:
     from t5x_runs import gin_utils  # pylint: disable=import-outside-toplevel

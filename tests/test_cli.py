@@ -21,6 +21,13 @@ def test_usage():
   assert "korani demo" in result.stdout and "korani train" in result.stdout
 
 
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_gin_commands_print_usage(command):
+  result = _run([command, "--help"])
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.startswith(f"usage: t5x_runs.{command} --gin_file=F")
+
+
 def test_demo_help_needs_no_data(tmp_path):
   result = _run(["demo", "--help"], {"KORANI_DATA_DIR": str(tmp_path / "x")})
   assert result.returncode == 0, result.stderr
