@@ -11,7 +11,6 @@ from conftest import SENTINEG
 from t5x_runs import evaluator
 from t5x_runs import losses
 from t5x_runs import results
-from t5x_runs import scoring
 from t5x_runs import trainer
 from t5x_runs.models import MT5
 
@@ -56,7 +55,7 @@ def test_sorted_bucketed_scores_equal_plain_scores(sentineg_run):
       feature_converter=seqio.EncDecFeatureConverter(pack=False),
       eval_split="validation")
   model_ds = next(iter(ev.cached_model_datasets.values())).take(100)
-  scorer = scoring.ChoiceScorer(MT5(config), params, mesh, batch_size=16,
+  scorer = evaluator.ChoiceScorer(MT5(config), params, mesh, batch_size=16,
                                   max_input_length=1024, max_target_length=256)
   got = dict(scorer(model_ds))
   model = MT5(config)
@@ -72,9 +71,9 @@ def test_sorted_bucketed_scores_equal_plain_scores(sentineg_run):
 
 
 def test_bucket_lengths():
-  assert [scoring.bucket_length(n, 1024) for n in (1, 9, 13, 17, 33, 200, 900, 5000)] == [
+  assert [evaluator.bucket_length(n, 1024) for n in (1, 9, 13, 17, 33, 200, 900, 5000)] == [
       8, 12, 16, 24, 48, 256, 1024, 1024]
-  assert [scoring.bucket_length(n, 64, fine=False) for n in (1, 9, 17, 40, 99)] == [
+  assert [evaluator.bucket_length(n, 64, fine=False) for n in (1, 9, 17, 40, 99)] == [
       8, 16, 32, 64, 64]
 
 
