@@ -398,7 +398,10 @@ def _compare_parser() -> argparse.ArgumentParser:
                       help="a column name and the folder of its results.json")
   parser.add_argument("--output", default="comparison",
                       help="where comparison.md/.json go (default: %(default)s)")
-  parser.add_argument("--metric", default="accuracy")
+  parser.add_argument(
+      "--metric", default=None,
+      help="the metric of every dataset (default: each dataset's main "
+      "metric: accuracy, ROUGE-L for generation datasets, as `korani report`)")
   parser.add_argument("--title", default="")
   return parser
 

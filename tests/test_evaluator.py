@@ -92,11 +92,12 @@ def test_summaries_follow_t0_median_over_templates():
            for t, v in (("a", 20.0), ("b", 40.0))]
   rows += [_row("copa", "sentence_completion", "a", "ko", 99.0,
                 metric="length_normalized_accuracy")]
-  summary = results.dataset_summary(rows)
-  assert summary[("copa", "ko")] == {"median": 60.0, "mean": 60.0,
-                                     "num_templates": 3, "metric": "accuracy"}
-  assert summary[("hellaswag", "ko")]["median"] == 30.0
-  assert results.cluster_summary(rows) == {("sentence_completion", "ko"): 45.0}
+  summary = results.summaries(rows)["ko"]
+  copa = summary.datasets["copa"]
+  assert (copa.median, copa.mean, copa.num_templates, copa.metric) == (
+      60.0, 60.0, 3, "accuracy")
+  assert summary.datasets["hellaswag"].median == 30.0
+  assert summary.clusters == {("ko", "sentence_completion"): 45.0}
   table = results.format_markdown(rows, "t")
   assert "| copa | sentence_completion | 60.0 | 60.0 |" in table
   assert "| sentence_completion | 45.0 |" in table
