@@ -70,12 +70,13 @@ def test_every_gin_file_parses():
     gin_utils.parse_gin(includes + [str(path)], REQUIRED)
 
 
-# gin/{ko,en,bilingual}_<size>.gin: (training, evaluation) mixtures per grid
+# gin/{ko,en,en_paper,bilingual}_<size>.gin: (training, evaluation) mixtures per grid
 # cell, and per size the parameter count (Small and Base as published; all
 # have the released checkpoints' dimensions), BATCH_SIZE and NUM_PARTITIONS.
 PRODUCTION_CELLS = {
     "ko": ("korani_train", "p3_heldout_score_eval"),
     "en": ("p3_train", "korani_heldout_score_eval"),
+    "en_paper": ("p3_train_paper", "korani_heldout_score_eval"),
     "bilingual": ("bilingual_train", "bilingual_heldout_score_eval"),
 }
 PRODUCTION_SIZES = {
