@@ -51,9 +51,9 @@ def paper_dataset_keys() -> list[str]:
 def paper_names_without_korean() -> list[str]:
   """The paper's English dataset names with no Korean template version.
 
-  p3_train_paper_ko leaves them out: no templates_ko file (the sets outside
-  T0's mixture, and cos_e/v1.11), or one with no template (app_reviews has
-  no original-task template).
+  p3_train_paper_ko leaves them out: no templates_ko file (most of the sets
+  outside T0's mixture), or one with no template (app_reviews has no
+  original-task template).
   """
   return sorted(name for name, entries in catalog.by_korani_name().items()
                 if not any(p3_tasks.korean_templates(e.key) for e in entries))

@@ -44,9 +44,8 @@ ADDED = {
     "pubmed_qa": ("pubmed_qa/pqa_labeled",),
     "yahoo_answers_topics": ("yahoo_answers_topics",)}
 WITHOUT_KOREAN = (
-    "app_reviews", "arc", "art", "boolq", "cbt", "cos_e", "drop", "emo",
-    "emotion", "multirc", "openbookqa", "piqa", "pubmed_qa", "race", "record",
-    "squad", "triviaqa", "webquestions", "yahoo_answers_topics")
+    "app_reviews", "arc", "art", "boolq", "cbt", "drop", "emo", "multirc",
+    "openbookqa", "piqa", "pubmed_qa", "race", "record", "squad")
 LENGTHS = {"inputs": 256, "targets": 32}
 
 
