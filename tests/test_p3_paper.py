@@ -44,8 +44,8 @@ ADDED = {
     "pubmed_qa": ("pubmed_qa/pqa_labeled",),
     "yahoo_answers_topics": ("yahoo_answers_topics",)}
 WITHOUT_KOREAN = (
-    "app_reviews", "arc", "art", "boolq", "cbt", "drop", "emo", "multirc",
-    "openbookqa", "piqa", "pubmed_qa", "race", "record", "squad")
+    "app_reviews", "arc", "boolq", "cbt", "emo", "multirc", "pubmed_qa",
+    "race", "record")
 LENGTHS = {"inputs": 256, "targets": 32}
 
 
