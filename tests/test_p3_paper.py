@@ -44,8 +44,7 @@ ADDED = {
     "pubmed_qa": ("pubmed_qa/pqa_labeled",),
     "yahoo_answers_topics": ("yahoo_answers_topics",)}
 WITHOUT_KOREAN = (
-    "app_reviews", "arc", "boolq", "cbt", "emo", "multirc", "pubmed_qa",
-    "race", "record")
+    "app_reviews", "boolq", "emo", "multirc", "pubmed_qa", "record")
 LENGTHS = {"inputs": 256, "targets": 32}
 
 
