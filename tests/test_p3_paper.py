@@ -43,7 +43,7 @@ ADDED = {
     "drop": ("drop",), "emo": ("emo",), "emotion": ("emotion",),
     "pubmed_qa": ("pubmed_qa/pqa_labeled",),
     "yahoo_answers_topics": ("yahoo_answers_topics",)}
-WITHOUT_KOREAN = ("app_reviews", "multirc", "pubmed_qa", "record")
+WITHOUT_KOREAN = ("app_reviews", "pubmed_qa", "record")
 LENGTHS = {"inputs": 256, "targets": 32}
 
 
