@@ -33,7 +33,8 @@ A task file::
 
 Restarting the same command skips every (checkpoint, task) whose file is
 valid (it parses, names that checkpoint and task, and was computed with the
-same settings); a killed job therefore loses at most the task it was
+same settings and the same version of the task's template, see
+`results.ResultRow`); a killed job therefore loses at most the task it was
 scoring, and scores no finished task twice. Temporary files and unreadable
 or stale task files never count (they are logged and scored again). A
 checkpoint whose tasks are all done is not even restored.
@@ -224,6 +225,7 @@ def read_task_result(path: str, checkpoint: Checkpoint, task: str,
   """The rows of a finished task file, or None (missing, invalid, stale)."""
   if not tf.io.gfile.exists(path):
     return None
+  version = evaluator_lib.template_version(task)
   try:
     with tf.io.gfile.GFile(path) as f:
       record = json.load(f)
@@ -238,6 +240,9 @@ def read_task_result(path: str, checkpoint: Checkpoint, task: str,
     elif not rows or any((r.task, r.checkpoint_step) != (task, checkpoint.step)
                          for r in rows):
       problem = "its rows do not belong to it"
+    elif any(r.template_version != version for r in rows):
+      problem = (f"it was scored with template version "
+                 f"{rows[0].template_version or 'unknown'}, now {version}")
   except (ValueError, KeyError, TypeError) as e:
     problem = f"it is not a task result ({type(e).__name__}: {e})"
   if problem:

@@ -54,8 +54,12 @@ def summarize(runs: Mapping[str, Sequence[results.ResultRow]],
     ``{"columns": [...], "template_langs": {column: lang},
     "datasets": {key: {column: median}}, "templates": {key: {column: count}},
     "clusters": {key: {column: average}}, "languages": {key: {column:
-    average}}}``, keys joined with '/': ``"en/nli/super_glue_rte"`` (data
-    language, cluster, dataset), ``"en/nli"``, ``"en"``.
+    average}}, "mixed_template_versions": [...]}``, keys joined with '/':
+    ``"en/nli/super_glue_rte"`` (data language, cluster, dataset),
+    ``"en/nli"``, ``"en"``. ``mixed_template_versions`` lists the templates
+    (``"<dataset>/<template lang>/<template>"``) whose rows carry more than
+    one `ResultRow.template_version` across the runs: the template was
+    edited between them.
   """
   if not runs:
     raise errors.ConfigError("compare needs at least one run")
@@ -86,9 +90,17 @@ def summarize(runs: Mapping[str, Sequence[results.ResultRow]],
         languages.setdefault(data_lang, {})[column] = statistics.mean(averages)
   if len(set(columns)) != len(columns):
     raise errors.ConfigError(f"repeated column names: {columns}")
+  versions = collections.defaultdict(set)
+  for all_rows in runs.values():
+    for r in all_rows:
+      if r.metric == metric:
+        versions[(r.dataset, r.template_lang, r.template)].add(
+            r.template_version)
   return {"columns": columns, "template_langs": template_langs,
           "metric": metric, "datasets": datasets, "templates": templates,
-          "clusters": clusters, "languages": languages}
+          "clusters": clusters, "languages": languages,
+          "mixed_template_versions": sorted(
+              "/".join(key) for key, v in versions.items() if len(v) > 1)}
 
 
 def _table(header, body) -> str:
@@ -128,6 +140,11 @@ def format_comparison(summary: dict, title: str = "") -> str:
   body = [[key] + [_fmt(summary["languages"][key].get(c)) for c in columns]
           for key in sorted(summary["languages"])]
   parts += [_table(["data"] + header, body)]
+  mixed = summary.get("mixed_template_versions")
+  if mixed:
+    parts += ["", "Scored with different versions of the same template "
+              "(edited between the runs; see template_version in "
+              "results.json): " + ", ".join(mixed) + "."]
   return "\n".join(parts) + "\n"
 
 

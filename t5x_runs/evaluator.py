@@ -244,6 +244,16 @@ def _run_vocabulary(model_dir: str) -> str | None:
   return path if tf.io.gfile.exists(path) else None
 
 
+def template_version(task_name: str) -> str:
+  """The `PromptTemplate.version` of a task's template; "" for a task
+  without one (release tasks, tasks that are not KORANI's)."""
+  try:
+    template = korani_tasks_lib.task_info(task_name).template
+  except KeyError:
+    return ""
+  return template.version if template else ""
+
+
 def _result_rows(task_name: str, metrics: Mapping[str, Any], *,
                  num_examples: int, num_truncated: int, split: str,
                  step: int) -> Iterable[results_lib.ResultRow]:
@@ -252,7 +262,8 @@ def _result_rows(task_name: str, metrics: Mapping[str, Any], *,
     described = dict(dataset=info.dataset, cluster=info.cluster,
                      template=info.template_id,
                      template_lang=info.template_lang,
-                     data_lang=info.data_lang)
+                     data_lang=info.data_lang,
+                     template_version=template_version(task_name))
   except KeyError:
     logging.warning("%s is not a KORANI task; its rows carry no metadata",
                     task_name)

@@ -74,3 +74,17 @@ def test_bad_arguments_are_named(tmp_path, capsys):
   assert "results.json does not exist" in capsys.readouterr().err
   with pytest.raises(errors.ConfigError):
     compare.summarize({})
+
+
+def test_templates_edited_between_runs_are_named():
+  old = _one_lang(_run(0), "en")
+  new = [dataclasses.replace(r, template_version="v2" if r.template == "a"
+                             and r.dataset == "rte" else "")
+         for r in _one_lang(_run(5), "en")]
+  summary = compare.summarize({"old": old, "new": new})
+  assert summary["mixed_template_versions"] == ["rte/en/a"]
+  assert "different versions of the same template" in (
+      compare.format_comparison(summary))
+  same = compare.summarize({"old": old, "again": old})
+  assert same["mixed_template_versions"] == []
+  assert "different versions" not in compare.format_comparison(same)
