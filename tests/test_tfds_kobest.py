@@ -142,15 +142,22 @@ def test_no_source_file_at_all_is_an_error(monkeypatch, tmp_path):
     source.num_input_examples("train")
 
 
-def test_changed_source_file_is_prepared_again(
-    kobest_dir, monkeypatch, tmp_path, caplog):
+def _prepared_sentineg_copy(kobest_dir, monkeypatch, tmp_path):
+  """A prepared copy of KoBEST SentiNeg from a tmp copy of its files;
+  returns (the raw folder, a function making a new source over it)."""
   raw = tmp_path / "raw"
   shutil.copytree(kobest_dir / "SentiNeg", raw / "kobest" / "SentiNeg")
   monkeypatch.setenv("KORANI_DATA_DIR", str(raw))
-  tfds_dir = tmp_path / "tfds"
   new_source = lambda: sources.KoraniTfdsSource(
-      "kobest_sentineg", SPLITS, tfds_data_dir=tfds_dir)
+      "kobest_sentineg", SPLITS, tfds_data_dir=tmp_path / "tfds")
   assert new_source().num_input_examples("validation") == 400
+  return raw, new_source
+
+
+def test_changed_source_file_is_prepared_again(
+    kobest_dir, monkeypatch, tmp_path, caplog):
+  raw, new_source = _prepared_sentineg_copy(kobest_dir, monkeypatch, tmp_path)
+  tfds_dir = tmp_path / "tfds"
 
   caplog.set_level(logging.INFO, logger=sources.__name__)
   caplog.clear()
@@ -177,13 +184,7 @@ def test_changed_source_file_is_prepared_again(
 
 def test_prepared_copy_is_not_hashed_again_and_stands_alone(
     kobest_dir, monkeypatch, tmp_path, caplog):
-  raw = tmp_path / "raw"
-  shutil.copytree(kobest_dir / "SentiNeg", raw / "kobest" / "SentiNeg")
-  monkeypatch.setenv("KORANI_DATA_DIR", str(raw))
-  tfds_dir = tmp_path / "tfds"
-  new_source = lambda: sources.KoraniTfdsSource(
-      "kobest_sentineg", SPLITS, tfds_data_dir=tfds_dir)
-  assert new_source().num_input_examples("validation") == 400
+  raw, new_source = _prepared_sentineg_copy(kobest_dir, monkeypatch, tmp_path)
   hashed = []
   real_sha256 = download.file_sha256
   monkeypatch.setattr(download, "file_sha256",
