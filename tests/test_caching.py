@@ -223,3 +223,40 @@ def test_example_index_counts_over_the_shards_of_a_split():
       "kobest_copa-validation.tfrecord-00001-of-00002__0",
       "kobest_copa-validation.tfrecord-00001-of-00002__3"])
   assert sources.example_index(ids, [5, 4]).numpy().tolist() == [0, 4, 5, 8]
+
+
+def _copy_to(src: pathlib.Path, dst: str) -> None:
+  """Copies a folder tree through tf.io.gfile (e.g. to ram:// or gs://)."""
+  for path in src.rglob("*"):
+    target = f"{dst}/{path.relative_to(src).as_posix()}"
+    if path.is_dir():
+      tf.io.gfile.makedirs(target)
+    else:
+      tf.io.gfile.makedirs(os.path.dirname(target))
+      tf.io.gfile.copy(str(path), target, overwrite=True)
+
+
+@pytest.mark.slow
+def test_a_cache_on_a_non_local_filesystem_reads_the_same(
+    beam_cache, cache_dirs):
+  """TensorFlow's in-memory ram:// filesystem stands in for gs://."""
+  remote = "ram://korani_cache"
+  _copy_to(beam_cache / EVAL_TASK, f"{remote}/{EVAL_TASK}")
+  cache_dirs(beam_cache)
+  want = _examples(EVAL_TASK, "validation", use_cached=True)
+  cache_dirs(remote)
+  got = _examples(EVAL_TASK, "validation", use_cached=True)
+  assert got == want and got
+  tf.io.gfile.remove(f"{remote}/{EVAL_TASK}/COMPLETED")
+  from korani_tasks import caching  # pylint: disable=import-outside-toplevel
+  cache_dirs(remote)
+  with pytest.raises(caching.CacheError,
+                     match=f"{remote}/{EVAL_TASK}: incomplete cache"):
+    _examples(EVAL_TASK, "validation", use_cached=True)
+
+
+def test_first_examples_of_a_score_eval_task_are_whole_examples(
+    session_vocab):
+  """batch_eval counts examples by distinct idx[0] (record indices)."""
+  from t5x_runs import batch_eval  # pylint: disable=import-outside-toplevel
+  assert batch_eval.rows_of_first_examples(EVAL_TASK, "validation", 3) == 6
