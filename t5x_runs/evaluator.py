@@ -122,6 +122,7 @@ def evaluate(*,
              max_decode_length: int = 128,
              beam_size: int = 1,
              length_penalty_alpha: float = 0.6,
+             use_cached: bool = False,
              progress: bool = True) -> list[results_lib.ResultRow]:
   """Scores the mixture's score-eval tasks; writes results.{json,md}.
 
@@ -142,6 +143,7 @@ def evaluate(*,
       predict metrics (generation tasks, e.g. ROUGE-L).
     beam_size: 1 decodes greedily; more runs beam search.
     length_penalty_alpha: beam search's length penalty exponent (t5x's).
+    use_cached: read the tasks' offline cache (korani_tasks/caching.py).
 
   Returns:
     One ResultRow per (task, metric).
@@ -151,7 +153,8 @@ def evaluate(*,
   with mesh, nn.logical_axis_rules(partitioning.standard_logical_axis_rules()):
     params, step = restore_params(model_dir, model_config, mesh,
                                   checkpoint_step)
-    evaluator = make_evaluator(mixture_or_task_name, split)
+    evaluator = make_evaluator(mixture_or_task_name, split,
+                               use_cached=use_cached)
     scorer = scoring.make_scorer(MT5(model_config), params, mesh, batch_size,
                                  max_input_length, max_target_length,
                                  share_encoder)
@@ -172,7 +175,8 @@ def evaluate(*,
 
 
 def make_evaluator(mixture_or_task_name: str, split: str,
-                         num_rows: int | None = None) -> seqio.Evaluator:
+                         num_rows: int | None = None,
+                         use_cached: bool = False) -> seqio.Evaluator:
   """A seqio.Evaluator of the subtasks of a mixture or task with metrics.
 
   Its tasks are those with the split and score metrics (rank
@@ -187,7 +191,7 @@ def make_evaluator(mixture_or_task_name: str, split: str,
       mixture_or_task_name,
       feature_converter=seqio.EncDecFeatureConverter(pack=False),
       eval_split=split, num_examples=num_rows, use_memory_cache=True,
-      async_compute_metrics=False)
+      async_compute_metrics=False, use_cached=use_cached)
   if not evaluator.eval_tasks:
     raise errors.ConfigError(
         f"{mixture_or_task_name} has no task with score metrics and a "
