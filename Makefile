@@ -1,6 +1,7 @@
 # Set-up and main commands. `make demo` and `make test` install first.
 #
-#   make install   create .venv and install the package, its test extras and
+#   make install   create .venv and install the package, its test and cache
+#                  extras (Apache Beam, for seqio's offline cache job) and
 #                  the promptsource templates (used by the P3 tasks)
 #   make demo      the main job: train a tiny mT5 on KoBEST, score held-out
 #                  tasks in Korean and English templates (gin/demo.gin)
@@ -29,7 +30,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install -e ".[test,cache]"
 	$(BIN)/python -m pip install --no-deps --ignore-requires-python promptsource==0.2.3
 	touch $@
 

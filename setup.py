@@ -61,6 +61,13 @@ setuptools.setup(
                  "torch==2.13.0", "hypothesis>=6.100"],
         # Reading PyTorch state dicts (pytorch_model.bin) of HF checkpoints.
         "hf": ["torch", "transformers>=4.40"],
+        # seqio's offline cache job (seqio.scripts.cache_tasks_main) on Apache
+        # Beam; [tfrecord] brings crcmod for the TFRecord sink. Beam 2.77
+        # needs protobuf<7 (and pyarrow<26), and sentencepiece 0.2.3's
+        # generated code refuses a protobuf 6 runtime (VersionError: gencode
+        # 7.36.1, runtime 6.33.x); 0.2.2's works with protobuf 6 and 7.
+        "cache": ["apache-beam[tfrecord]>=2.77,<3",
+                  "sentencepiece>=0.2,<0.2.3"],
     },
     entry_points={
         "console_scripts": ["korani=t5x_runs.cli:main"],

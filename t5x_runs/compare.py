@@ -25,6 +25,7 @@ paper's tables.
 writes ``comparison.md`` and ``comparison.json`` to the output folder.
 """
 
+import collections
 import json
 import os
 from typing import Mapping, Sequence
@@ -59,26 +60,35 @@ def summarize(runs: Mapping[str, Sequence[results.ResultRow]],
     metric, "metrics": [names used], "datasets": {key: {column: median}},
     "templates": {key: {column: count}}, "averaged": [keys],
     "clusters": {key: {column: average}}, "languages": {key: {column:
-    average}}, "overall": {column: average}}``, keys joined with '/':
-    ``"en/nli/super_glue_rte"`` (data language, cluster, dataset),
-    ``"en/nli"``, ``"en"``.
+    average}}, "overall": {column: average}, "mixed_template_versions":
+    [...]}``, keys joined with '/': ``"en/nli/super_glue_rte"`` (data
+    language, cluster, dataset), ``"en/nli"``, ``"en"``.
+    ``mixed_template_versions`` lists the templates (``"<dataset>/<template
+    lang>/<template>"``) whose rows carry more than one
+    `ResultRow.template_version` across the runs: the template was edited
+    between them.
   """
   if not runs:
     raise errors.ConfigError("compare needs at least one run")
   every_row = [r for rows in runs.values() for r in rows]
-  columns = {}
+  columns, versions = {}, collections.defaultdict(set)
   for setting, all_rows in runs.items():
     rows = aggregation.select_metric(all_rows, metric, reference=every_row)
     if not rows:
       raise errors.ConfigError(
           f"{setting}: no {metric or 'main-metric'} rows to compare")
     columns.update(aggregation.split_columns(setting, rows))
+    for r in rows:
+      versions[(r.dataset, r.template_lang, r.template)].add(
+          r.template_version)
   if len(columns) != sum(
       len({r.template_lang for r in rows}) for rows in runs.values()):
     raise errors.ConfigError(f"repeated column names: {list(columns)}")
   summary = {"columns": list(columns), "template_langs": {}, "metric": metric,
              "metrics": [], "datasets": {}, "templates": {}, "averaged": [],
-             "clusters": {}, "languages": {}, "overall": {}}
+             "clusters": {}, "languages": {}, "overall": {},
+             "mixed_template_versions": sorted(
+                 "/".join(key) for key, v in versions.items() if len(v) > 1)}
   for column, s in aggregation.summarize_columns(columns).items():
     summary["template_langs"][column] = s.template_lang
     for d in s.datasets.values():
@@ -142,6 +152,11 @@ def format_comparison(summary: dict, title: str = "") -> str:
           for key in sorted(summary["languages"])]
   body.append(["all"] + [_fmt(summary["overall"].get(c)) for c in columns])
   parts += [_table(["data"] + header, body)]
+  mixed = summary.get("mixed_template_versions")
+  if mixed:
+    parts += ["", "Scored with different versions of the same template "
+              "(edited between the runs; see template_version in "
+              "results.json): " + ", ".join(mixed) + "."]
   return "\n".join(parts) + "\n"
 
 

@@ -6,7 +6,13 @@ results.json is a list of rows, one per (task, metric)::
       "dataset": "kobest_copa", "cluster": "sentence_completion",
       "template": "best_option", "template_lang": "en", "data_lang": "ko",
       "metric": "accuracy", "value": 53.2, "num_examples": 500,
-      "num_truncated": 0, "split": "validation", "checkpoint_step": 600}, ...]
+      "num_truncated": 0, "split": "validation", "checkpoint_step": 600,
+      "template_version": "3f0c2a9b1d4e"}, ...]
+
+``template_version`` is the template's `PromptTemplate.version` (a digest of
+its text; "" for tasks without a template and in rows written before it was
+recorded): an edited template keeps its id, so scores of two versions are
+told apart by it.
 
 results.md summarizes them the way T0 and the KORANI paper report: accuracy
 per template, the median and mean over templates per dataset, per cluster
@@ -52,6 +58,7 @@ class ResultRow:
   num_truncated: int
   split: str
   checkpoint_step: int
+  template_version: str = ""
 
 
 def write_atomically(path: str, text: str | bytes) -> None:

@@ -167,3 +167,17 @@ def test_results_md_tables_have_one_separator_row():
       "| summarization | 24.0 | 19.0 |",
       "| wsd | 40.0 | 35.0 |",
       "| all clusters | 39.1 | 34.1 |"]
+
+
+def test_templates_edited_between_runs_are_named():
+  old = _one_lang(_run(0), "en")
+  new = [dataclasses.replace(r, template_version="v2" if r.template == "a"
+                             and r.dataset == "rte" else "")
+         for r in _one_lang(_run(5), "en")]
+  summary = compare.summarize({"old": old, "new": new})
+  assert summary["mixed_template_versions"] == ["rte/en/a"]
+  assert "different versions of the same template" in (
+      compare.format_comparison(summary))
+  same = compare.summarize({"old": old, "again": old})
+  assert same["mixed_template_versions"] == []
+  assert "different versions" not in compare.format_comparison(same)
