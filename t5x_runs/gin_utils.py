@@ -22,6 +22,7 @@ import re
 from typing import Sequence
 
 import gin
+from gin import config_parser
 
 from korani_tasks import errors
 
@@ -138,6 +139,7 @@ def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
     gin.add_config_file_search_path(str(GIN_DIR))
   for path in files:
     _check_readable(path)
+  check_include_order(files)
   try:
     gin.parse_config_files_and_bindings(files, bindings, finalize_config=True)
   except (ValueError, SyntaxError, KeyError, ImportError) as e:
@@ -163,3 +165,80 @@ def _check_readable(path: str) -> None:
         f"gin file {path} cannot be read ({e.__class__.__name__}: "
         f"{getattr(e, 'strerror', None) or e}); fix its permissions or "
         "content, or give another file") from None
+
+
+# Files of a folder with this name hold generic defaults (gin/runs/): read
+# after a size or experiment file, they would reset its settings.
+_DEFAULTS_FOLDER = "runs"
+
+
+class _Markers(config_parser.ParserDelegate):
+  """Keeps `@name` and `%NAME` as text: nothing is resolved."""
+
+  def configurable_reference(self, scoped_configurable_name, evaluate):
+    return f"@{scoped_configurable_name}{'()' if evaluate else ''}"
+
+  def macro(self, macro_name):
+    return f"%{macro_name}"
+
+
+def _find_include(name: str) -> str | None:
+  for prefix in ["", *_SEARCH_PATHS]:
+    candidate = os.path.join(prefix, name)
+    if os.path.isfile(candidate):
+      return candidate
+  return None
+
+
+def check_include_order(files: Sequence[str]) -> None:
+  """Fails when a run file's default replaces a setting read before it.
+
+  gin applies bindings in the order it reads them, so
+
+      --gin_file=sizes/xl.gin --gin_file=experiments/ko_to_ko.gin
+
+  would let the experiment's `include 'runs/finetune.gin'` put
+  TRAIN_STEPS, BATCH_SIZE, NUM_PARTITIONS and INITIAL_CHECKPOINT_PATH back to
+  the run file's generic defaults, silently. Here a binding of a file under
+  gin/runs/ that changes a value bound earlier by a file outside it is a
+  ConfigError naming both files and the order that works. Files gin cannot
+  parse are left to gin's own error.
+  """
+  bound: dict[str, tuple[str, str, str]] = {}  # name -> (file, value, top)
+  problems: list[str] = []
+
+  def visit(path: str, top: str, depth: int) -> None:
+    try:
+      with open(path, encoding="utf-8") as f:
+        statements = list(config_parser.ConfigParser(f.read(), _Markers()))
+    except Exception:  # pylint: disable=broad-except
+      return
+    is_default = pathlib.Path(path).parent.name == _DEFAULTS_FOLDER
+    for statement in statements:
+      if isinstance(statement, config_parser.IncludeStatement):
+        included = _find_include(statement.filename)
+        if included and depth < 20:
+          visit(included, top, depth + 1)
+      elif isinstance(statement, config_parser.BindingStatement):
+        name = ".".join(filter(None, (
+            "/".join(filter(None, (statement.scope, statement.selector))),
+            statement.arg_name)))
+        value = repr(statement.value)
+        earlier = bound.get(name)
+        if (is_default and earlier and earlier[1] != value and
+            pathlib.Path(earlier[0]).parent.name != _DEFAULTS_FOLDER):
+          via = "" if path == top else f" (included by {top})"
+          problems.append(
+              f"{name} = {earlier[1]} (set by {earlier[0]}) is reset to "
+              f"{value} by {path}{via}, read after it")
+        bound[name] = (path, value, top)
+
+  for path in files:
+    visit(path, path, 0)
+  if problems:
+    raise errors.ConfigError(
+        "gin files in an order that silently resets settings:\n  "
+        + "\n  ".join(problems)
+        + "\nGive the experiment or run file first and the size file last "
+        "(e.g. --gin_file=experiments/ko_to_ko.gin --gin_file=sizes/xl.gin), "
+        "or set the values with --gin.MACRO=value.")
