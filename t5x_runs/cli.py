@@ -62,7 +62,7 @@ def _guard(name: str, run: Callable[[], int]) -> int:
   try:
     return run()
   except download.DownloadError as e:
-    print(f"{name}: error: {e}", file=sys.stderr)
+    print(f"{name}: error: {e}\n{download.MIRROR_HELP}", file=sys.stderr)
     return EXIT_FAILED
   except errors.KoraniError as e:
     print(f"{name}: error: {e}", file=sys.stderr)
