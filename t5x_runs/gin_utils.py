@@ -155,7 +155,7 @@ def _check_readable(path: str) -> None:
   """Fails with the path and the fix when a gin file cannot be read."""
   try:
     with open(path, encoding="utf-8") as f:
-      f.read(1)
+      f.read()
   except FileNotFoundError:
     raise errors.ConfigError(
         f"gin file {path} not found; give an existing file or a name from "
