@@ -62,10 +62,10 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
   elsewhere.mkdir()
   korani = str(target / "bin" / "korani")
   where = _run([str(python), "-c",
-                "import korani_tasks, mixtures, t5x_runs\n"
+                "import importlib.util\n"
+                "for m in ('korani_tasks', 'mixtures', 't5x_runs'):\n"
+                "  print(importlib.util.find_spec(m).origin)\n"
                 "from t5x_runs import gin_utils\n"
-                "for m in (korani_tasks, mixtures, t5x_runs):\n"
-                "  print(m.__file__)\n"
                 "print(gin_utils.GIN_DIR)"], elsewhere, env).split()
   assert all(p.startswith(purelib + os.sep) for p in where), where
   assert where[-1] == os.path.join(purelib, "korani_gin")
