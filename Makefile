@@ -11,12 +11,14 @@
 #                  a dated entry to bench/RESULTS.md (BENCH_ARGS=--quick: fewer
 #                  steps, for trying it out)
 #
-# KORANI_DATA_DIR: the raw source files; defaults to ../shared/data/raw.
+# KORANI_DATA_DIR: the raw source files; defaults to ../shared/data/raw where
+# it exists, else the demo uses ~/.cache/korani/data and downloads the KoBEST
+# files it needs there on its first run.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-KORANI_DATA_DIR ?= $(abspath ../shared/data/raw)
+KORANI_DATA_DIR ?= $(wildcard $(abspath ../shared/data/raw))
 DEMO_OUTPUT ?= demo_output
 PYTEST_ARGS ?=
 BENCH_ARGS ?=

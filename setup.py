@@ -47,8 +47,12 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=setuptools.find_packages(
-        include=["korani_tasks*", "mixtures*", "t5x_runs*"]),
+        include=["korani_tasks*", "mixtures*", "t5x_runs*"]) + ["korani_gin"],
+    # The gin files, installed as the data package korani_gin (found by
+    # t5x_runs.gin_utils through importlib.resources); gin/ stays where it is.
+    package_dir={"korani_gin": "gin"},
     package_data={
+        "korani_gin": ["*.gin", "*/*.gin", "*/*/*.gin", "*.md", "*/*.md"],
         "korani_tasks": ["catalog.yaml", "heldout.yaml", "templates/*.yaml",
                          "p3/catalog.yaml", "p3/templates_ko/*.yaml"],
     },
