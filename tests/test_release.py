@@ -365,3 +365,27 @@ def test_generation_task_targets_the_output(use_release, session_vocab,
     for ex in examples:
       assert ex["targets"][-1] == 1
       assert len(ex["inputs"]) == SEQUENCE_LENGTH["inputs"]  # Trimmed.
+
+
+# Release folders and keys.
+
+
+def test_folder_named_by_no_key_is_warned_about(monkeypatch, tmp_path, caplog,
+                                                 excerpt_dir):
+  from korani_tasks import data_status  # pylint: disable=import-outside-toplevel
+  rows = [r for r in _raw_rows(_excerpt(excerpt_dir, "ko")) if r[3] == "kor_ss"]
+  root = tmp_path / "KORANI"
+  _write_csv(root / "paraphrase" / "kor_ss" / "train.csv", rows)
+  # The summarization keys of the release are book and report.
+  _write_csv(root / "summarization" / "book_summary" / "train.csv", rows)
+  _write_csv(root / "summarization" / "report" / "train.csv", rows)
+  monkeypatch.setenv(paths.RELEASE_DIR_ENV, str(root))
+  assert [p.name for p in release_csv.unknown_dataset_dirs(
+      root, catalog.load())] == ["book_summary"]
+  (warning,) = data_status.release_warnings()
+  assert "'summarization/book_summary' matches no catalog key" in warning
+  caplog.set_level(logging.WARNING)
+  source = sources.KoraniTfdsSource("korani_release/report", ["train"],
+                                    tfds_data_dir=tmp_path / "tfds")
+  assert source.num_input_examples("train") == len(rows)
+  assert "summarization/book_summary match no catalog key" in caplog.text

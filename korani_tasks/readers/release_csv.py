@@ -180,6 +180,20 @@ def find_dataset_dir(release_dir: os.PathLike | str,
   return found[0] if found else None
 
 
+def unknown_dataset_dirs(release_dir: os.PathLike | str,
+                         keys: Iterable[str]) -> list[pathlib.Path]:
+  """The dataset folders ``<release_dir>/<cluster>/<name>`` named by no key.
+
+  Such a folder is never read (datasets are found by their catalog key, the
+  release's ``dataset_name``), so callers warn about it. Example:
+  ``[Path(".../KORANI/summarization/book_summary")]``.
+  """
+  release_dir = pathlib.Path(release_dir)
+  keys = set(keys)
+  return sorted(p for p in release_dir.glob("*/*")
+                if p.is_dir() and p.name not in keys)
+
+
 def split_files(
     dataset_dir: os.PathLike | str) -> dict[str, list[pathlib.Path]]:
   """The CSVs of a dataset folder by split: train.csv and the evaluation CSVs.
