@@ -4,20 +4,23 @@ Data flow of a task (see tasks.py)::
 
     raw record ──apply_prompt_template──▶ {inputs, targets, answer_choices,
                                            answer_index}
-      train task:      ──tokenize──▶ ──append_eos_after_trim──▶
+      train task:      ──tokenize──▶ ──append_eos──▶
       score-eval task: ──rank_classification──▶ one example per choice
-                       ──tokenize──▶ ──append_eos_after_trim──▶
+                       ──tokenize──▶ ──append_eos──▶
 
 The template language is a parameter of `apply_prompt_template`, independent
 of the data: the same Korean record can be rendered with the Korean template
 (monolingual) or with its aligned English version (cross-lingual).
 """
 
+import dataclasses
 from typing import Any, Mapping
 
 import numpy as np
+import seqio
 import tensorflow as tf
 
+from korani_tasks import protocol
 from korani_tasks.templates import PromptTemplate
 
 
@@ -124,3 +127,20 @@ def rank_classification(dataset: tf.data.Dataset) -> tf.data.Dataset:
     })
 
   return dataset.enumerate().flat_map(expand)
+
+
+def append_eos(dataset: tf.data.Dataset,
+               output_features: Mapping[str, seqio.Feature],
+               sequence_length: Mapping[str, int] | None = None
+               ) -> tf.data.Dataset:
+  """seqio's `append_eos_after_trim`, with inputs' EOS as the run's protocol.
+
+  Targets end with EOS; inputs do unless ``protocol.current().inputs_eos`` is
+  False (T0's inputs: ``[..., 1]`` becomes ``[...]``), read when the task's
+  dataset is built.
+  """
+  features = dict(output_features)
+  if not protocol.current().inputs_eos and "inputs" in features:
+    features["inputs"] = dataclasses.replace(features["inputs"], add_eos=False)
+  return seqio.preprocessors.append_eos_after_trim(
+      dataset, output_features=features, sequence_length=sequence_length)

@@ -109,7 +109,7 @@ def register_task(info: TaskInfo, source: seqio.DataSource,
       source=source,
       preprocessors=preprocessor_list + [
           seqio.preprocessors.tokenize,
-          seqio.preprocessors.append_eos_after_trim,
+          preprocessors.append_eos,
       ],
       output_features=OUTPUT_FEATURES,
       **extra)

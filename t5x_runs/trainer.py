@@ -33,7 +33,9 @@ import tqdm
 from clu import metric_writers
 from jax.sharding import Mesh
 
+from korani_tasks import availability
 from korani_tasks import errors
+from korani_tasks import protocol
 from korani_tasks import vocab as vocab_lib
 from t5x_runs import checkpoints
 from t5x_runs import distributed
@@ -295,6 +297,8 @@ def train(*,
           checkpoint_data_iterator: bool = True,
           keep_checkpoints: int | None = 3,
           log_period: int = 10,
+          inputs_eos: bool = True,
+          allow_absent_datasets: bool = False,
           progress: bool = True) -> TrainResult:
   """Fine-tunes mT5 on a seqio mixture; see the module docstring.
 
@@ -309,7 +313,15 @@ def train(*,
   about 2 MB for one KoBEST task at length 64, 60 MB for the five
   korani_kobest_train tasks at 256, more with many tasks and long inputs);
   False saves none and a resumed run skips the batches already read.
+
+  `inputs_eos` False feeds inputs without EOS, as T0 did
+  (`korani_tasks.protocol`). `allow_absent_datasets` trains on the datasets
+  of the mixture whose files are present and logs the others (False: an
+  error naming every absent one; `korani_tasks.availability`).
   """
+  protocol.configure(inputs_eos=inputs_eos)
+  mixture_or_task_name, left_out = availability.check(
+      mixture_or_task_name, "train", allow_absent=allow_absent_datasets)
   if num_train_steps <= 0 or batch_size <= 0 or checkpoint_period <= 0:
     raise errors.ConfigError(
         "num_train_steps, batch_size and checkpoint_period must be positive "
@@ -366,6 +378,7 @@ def train(*,
           "seed": seed, "vocabulary": os.path.join(model_dir, VOCAB_FILE),
           "init_checkpoint": init_checkpoint,
           "process_count": jax.process_count(),
+          "inputs_eos": inputs_eos, "left_out_datasets": list(left_out),
       }
       if distributed.is_primary():
         _write_run_files(model_dir, config)
