@@ -189,3 +189,29 @@ def test_protocol_files_set_the_switches(_clear_gin, protocol_file, eos,
   assert gin.query_parameter("%MAX_INPUT_LENGTH") == lengths[0]
   assert gin.query_parameter("%MAX_TARGET_LENGTH") == lengths[1]
   assert gin.query_parameter("%UNSCORABLE_ROWS") == "score"
+
+
+# KoBEST's test split (lm-evaluation-harness's protocol).
+
+
+def test_kobest_test_split_and_sentineg_negation_columns(kobest_dir):
+  """lm-evaluation-harness scores KoBEST on test (EleutherAI/
+  lm-evaluation-harness, lm_eval/tasks/kobest/kobest_sentineg.yaml at
+  d7ae3ca: test_split: test); EVAL_SPLIT='test' selects it here."""
+  for name in ("boolq", "copa", "hellaswag", "sentineg", "wic"):
+    names = [n for n in seqio.TaskRegistry.names()
+             if n.startswith(f"korani_kobest_{name}_ko_")
+             and n.endswith("_score_eval") and "_release" not in n]
+    assert names and all(
+        "test" in seqio.get_mixture_or_task(n).splits for n in names), name
+  task = seqio.get_mixture_or_task(
+      "korani_kobest_sentineg_ko_review_sentiment_score_eval")
+  records = list(task.source.get_dataset("test", shuffle=False)
+                 .as_numpy_iterator())
+  assert len(records) == 397
+  # test.tsv line 2, ID 3394: a complaint negated into praise.
+  (first,) = [r for r in records if r["idx"] == 3394]
+  assert (first["sentence"].decode(), first["label"]) == (
+      "택배사 정말 마음에 듬", 1)
+  assert (first["original_sentence"].decode(), first["original_label"],
+          first["negation_category"]) == ("택배사 정말 마음에 안들음", 0, 1)
