@@ -51,11 +51,27 @@ class DatasetInfo:
   homepage: str
   source: str
   splits: tuple[str, ...]
+  official_task: str = ""  # Task column of the official README's table
   key_verified: bool = True
   labels: tuple[str, ...] = ()
   files: tuple[SourceFile, ...] = ()
   note: str = ""
   language: str = "ko"
+
+
+def _parse_official_tasks(path: pathlib.Path, doc) -> dict[str, str]:
+  """The ``official_tasks.clusters`` mapping: official Task -> our cluster."""
+  section = (doc or {}).get("official_tasks")
+  mapping = section.get("clusters") if isinstance(section, dict) else None
+  if not isinstance(mapping, dict) or not section.get("source"):
+    raise errors.ConfigError(
+        f"{path}: expected 'official_tasks' with a 'source' and a 'clusters' "
+        "mapping (the official README's Task names to our clusters)")
+  unknown = sorted(set(mapping.values()) - set(CLUSTERS))
+  if unknown:
+    raise errors.ConfigError(
+        f"{path}: official_tasks maps to unknown clusters {unknown}")
+  return dict(mapping)
 
 
 def _parse_entry(path: pathlib.Path, key: str, entry) -> DatasetInfo:
@@ -94,8 +110,15 @@ def load(path: pathlib.Path = CATALOG_PATH) -> Mapping[str, DatasetInfo]:
   entries = (doc or {}).get("datasets")
   if not isinstance(entries, dict) or not entries:
     raise errors.ConfigError(f"{path}: expected a non-empty 'datasets' mapping")
-  return types.MappingProxyType(
-      {key: _parse_entry(path, key, entry) for key, entry in entries.items()})
+  infos = {key: _parse_entry(path, key, entry) for key, entry in entries.items()}
+  official = _parse_official_tasks(path, doc)
+  for info in infos.values():
+    if official.get(info.official_task) != info.cluster:
+      raise errors.ConfigError(
+          f"{path}: {info.key}: cluster {info.cluster!r} does not follow its "
+          f"official_task {info.official_task!r} (official_tasks maps it to "
+          f"{official.get(info.official_task)!r})")
+  return types.MappingProxyType(infos)
 
 
 def get(key: str) -> DatasetInfo:

@@ -226,6 +226,24 @@ def list_datasets(data_dir: os.PathLike | str | None,
   return rows
 
 
+def release_warnings() -> list[str]:
+  """A warning for each folder of the release that no catalog key names.
+
+  Such a folder is never read: datasets are found by their catalog key, the
+  release's ``dataset_name``. [] without a release folder.
+  """
+  # pylint: disable=import-outside-toplevel
+  from korani_tasks.readers import release_csv
+  release = paths.release_dir(required=False)
+  if release is None:
+    return []
+  return [f"{folder}: the release folder's dataset folder "
+          f"{folder.relative_to(release).as_posix()!r} matches no catalog key "
+          "(the release's dataset_name) and is not read"
+          for folder in release_csv.unknown_dataset_dirs(release,
+                                                         catalog.load())]
+
+
 def _rows_text(row: DatasetRow) -> str:
   if row.error:
     return "error (see below)"

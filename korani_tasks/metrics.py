@@ -14,7 +14,9 @@ KORANI paper do.
     >>> length_normalized_accuracy(targets, scores=[-1.0, -0.4, -4.0, -3.0])
     {'length_normalized_accuracy': 50.0}
 
-Ties go to the lower choice index (numpy's argmax), as in t5's metric.
+An example none of whose choices is correct (a KORANI release row whose
+answer is not among its choices, scored as the official KORANI code does)
+counts as wrong. Ties go to the lower choice index (numpy's argmax), as in t5's metric.
 Length normalization divides a choice's score by its length in characters
 (Unicode code points after NFC normalization), not bytes: a Hangul syllable is
 one character although UTF-8 spends three bytes on it.
@@ -63,7 +65,8 @@ def _predictions(targets: Sequence[ChoiceTarget], scores: Sequence[float],
 
   Raises:
     ValueError: if the numbers of targets and scores differ, or an example
-      does not have exactly one correct choice (e.g. a truncated eval set).
+      has more than one correct choice. An example with none has the correct
+      index -1 (never predicted: wrong).
   """
   if len(targets) != len(scores):
     raise ValueError(
@@ -82,12 +85,12 @@ def _predictions(targets: Sequence[ChoiceTarget], scores: Sequence[float],
   for example, choices in sorted(groups.items()):
     choices.sort()
     num_correct = sum(c[2] for c in choices)
-    if num_correct != 1:
+    if num_correct > 1:
       raise ValueError(
           f"example {example} has {num_correct} correct choices among "
-          f"{len(choices)}; every example needs exactly one")
+          f"{len(choices)}; an example has at most one")
     predicted.append(int(np.argmax([c[1] for c in choices])))
-    correct.append(next(i for i, c in enumerate(choices) if c[2]))
+    correct.append(next((i for i, c in enumerate(choices) if c[2]), -1))
   return np.array(predicted), np.array(correct)
 
 

@@ -5,9 +5,10 @@ Data flow of a task (see tasks.py)::
     raw record ──apply_prompt_template──▶ {inputs, targets, answer_choices,
                                            answer_index}
       train task:      ──select_inputs_targets──▶ ┊cache┊ ──tokenize──▶
-                       ──append_eos_after_trim──▶
-      score-eval task: ┊cache┊ ──rank_classification──▶ one example per
-                       choice ──tokenize──▶ ──append_eos_after_trim──▶
+                       ──append_eos──▶
+      score-eval task: ┊cache┊ ──apply_unscorable_rows──▶
+                       ──rank_classification──▶ one example per choice
+                       ──tokenize──▶ ──append_eos──▶
 
 ┊cache┊ is the task's `seqio.CacheDatasetPlaceholder` (korani_tasks/caching.py):
 the offline cache holds rendered text. The source's ``example_index`` (the
@@ -19,11 +20,14 @@ of the data: the same Korean record can be rendered with the Korean template
 (monolingual) or with its aligned English version (cross-lingual).
 """
 
+import dataclasses
 from typing import Any, Mapping
 
 import numpy as np
+import seqio
 import tensorflow as tf
 
+from korani_tasks import protocol
 from korani_tasks.sources import EXAMPLE_INDEX
 from korani_tasks.templates import PromptTemplate
 
@@ -152,3 +156,33 @@ def rank_classification(dataset: tf.data.Dataset) -> tf.data.Dataset:
     })
 
   return dataset.flat_map(expand)
+
+
+def append_eos(dataset: tf.data.Dataset,
+               output_features: Mapping[str, seqio.Feature],
+               sequence_length: Mapping[str, int] | None = None
+               ) -> tf.data.Dataset:
+  """seqio's `append_eos_after_trim`, with inputs' EOS as the run's protocol.
+
+  Targets end with EOS; inputs do unless ``protocol.current().inputs_eos`` is
+  False (T0's inputs: ``[..., 1]`` becomes ``[...]``), read when the task's
+  dataset is built.
+  """
+  features = dict(output_features)
+  if not protocol.current().inputs_eos and "inputs" in features:
+    features["inputs"] = dataclasses.replace(features["inputs"], add_eos=False)
+  return seqio.preprocessors.append_eos_after_trim(
+      dataset, output_features=features, sequence_length=sequence_length)
+
+
+def apply_unscorable_rows(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """Leaves out rows whose answer is not among their choices, if configured.
+
+  Such rows (``answer_index`` -1, KORANI release rows) are scored as wrong by
+  default, as the official KORANI code does; ``protocol.current()
+  .unscorable_rows == "exclude"`` (gin ``UNSCORABLE_ROWS``) leaves them out.
+  It runs after the offline cache, so a cache holds every row either way.
+  """
+  if protocol.current().unscorable_rows != "exclude":
+    return dataset
+  return dataset.filter(lambda ex: ex["answer_index"] >= 0)

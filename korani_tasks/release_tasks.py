@@ -13,9 +13,12 @@ per template), read through the ``korani_release/<key>`` TFDS builder
 (``$KORANI_RELEASE_DIR``, else ``$KORANI_DATA_DIR/KORANI``). Their TaskInfo
 has ``source="release"`` and no template (the inputs are rendered already).
 
-Rows whose output is not among their choices (answer_index -1) stay in the
-training task and are left out of the score-eval task, which logs how many.
-Registration reads no data file.
+Rows whose output is not among their choices (answer_index -1, "unscorable")
+stay in the training task. The score-eval task scores them as the official
+KORANI code does (no choice is correct: the row counts as wrong) or, with
+``protocol.configure(unscorable_rows="exclude")`` (gin ``UNSCORABLE_ROWS``),
+leaves them out; either way it logs how many, and `num_unscorable` gives the
+count per split for the results. Registration reads no data file.
 """
 
 import functools
@@ -25,6 +28,7 @@ import tensorflow as tf
 
 from korani_tasks import catalog
 from korani_tasks import preprocessors
+from korani_tasks import protocol
 from korani_tasks import sources
 from korani_tasks import tasks
 from korani_tasks.tfds_builders import release
@@ -52,21 +56,44 @@ def render_release(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 def render_scorable(dataset: tf.data.Dataset, source: sources.KoraniTfdsSource,
                     task_name: str) -> tf.data.Dataset:
-  """`render_release`, keeping only the rows that can be scored.
+  """`render_release` for rank classification, under the run's protocol.
 
-  A row can be scored when its output is one of its choices (answer_index >=
-  0). The number of rows left out, per split of the prepared dataset, is
-  logged.
+  A row whose output is not among its choices (answer_index -1) is scored
+  (every choice wrong) or, when ``protocol.current().unscorable_rows`` is
+  "exclude", left out. The number of such rows per split of the prepared
+  dataset is logged.
   """
   builder = source.builder  # Prepared already: the source made `dataset`.
   unscorable = builder.prepared_unscorable_rows()
   without_choices = builder.prepared_rows_without_choices()
-  if any(unscorable.values()) or any(without_choices.values()):
+  policy = protocol.current().unscorable_rows
+  if any(unscorable.values()):
     _log.warning(
-        "%s: leaving out the rows that cannot be scored: output not among the "
-        "choices %s, no choices %s (rows per split)", task_name, unscorable,
-        without_choices)
-  return render_release(dataset).filter(lambda ex: ex["answer_index"] >= 0)
+        "%s: rows whose output is not among their choices, per split: %s; "
+        "they are %s (UNSCORABLE_ROWS=%r)", task_name, unscorable,
+        "scored as wrong" if policy == "score" else "left out", policy)
+  if any(without_choices.values()):
+    _log.warning("%s: leaving out the rows without choices, per split: %s",
+                 task_name, without_choices)
+  # "exclude" is applied after the offline cache
+  # (`preprocessors.apply_unscorable_rows`), so a cache holds every row.
+  return render_release(dataset).filter(
+      lambda ex: tf.size(ex["answer_choices"]) > 0)
+
+
+def num_unscorable(task_name: str, split: str) -> int:
+  """Rows of `split` whose output is not among their choices (0 if none).
+
+  For a release score-eval task, from its prepared dataset's metadata; 0 for
+  any other task.
+  """
+  source = _SCORE_EVAL_SOURCES.get(task_name)
+  if source is None:
+    return 0
+  return int(source.builder.prepared_unscorable_rows().get(split, 0))
+
+
+_SCORE_EVAL_SOURCES: dict[str, sources.KoraniTfdsSource] = {}
 
 
 def register_dataset(dataset: catalog.DatasetInfo) -> list[str]:
@@ -83,6 +110,8 @@ def register_dataset(dataset: catalog.DatasetInfo) -> list[str]:
     render = (render_release if kind == tasks.TRAIN else functools.partial(
         render_scorable, source=source, task_name=name))
     tasks.register_task(info, source, render)
+    if kind == tasks.SCORE_EVAL:
+      _SCORE_EVAL_SOURCES[name] = source
     names.append(name)
   return names
 

@@ -107,7 +107,8 @@ def register_task(info: TaskInfo, source: seqio.DataSource,
       # Generation datasets are also evaluated by decoding (t5x_runs.decoding).
       extra = dict(metric_fns=[rouge.rouge_l])
   else:
-    preprocessor_list = [render] + cache + [preprocessors.rank_classification]
+    preprocessor_list = [render] + cache + [
+        preprocessors.apply_unscorable_rows, preprocessors.rank_classification]
     extra = dict(postprocess_fn=metrics.score_eval_target,
                  metric_fns=[metrics.accuracy,
                              metrics.length_normalized_accuracy])
@@ -117,7 +118,7 @@ def register_task(info: TaskInfo, source: seqio.DataSource,
       source=source,
       preprocessors=preprocessor_list + [
           seqio.preprocessors.tokenize,
-          seqio.preprocessors.append_eos_after_trim,
+          preprocessors.append_eos,
       ],
       output_features=OUTPUT_FEATURES,
       **extra)

@@ -2,7 +2,7 @@
 
 A small, fully public slice of KORANI (used by the demo): COPA and HellaSwag
 (sentence completion) and WiC (word sense disambiguation) are held out, BoolQ
-(multiple-choice QA) and SentiNeg (sentiment) are trained on.
+(extractive QA) and SentiNeg (sentiment) are trained on.
 
     korani_kobest_train                 seen KoBEST datasets, Korean templates
     korani_kobest_train_en              seen KoBEST datasets, English templates

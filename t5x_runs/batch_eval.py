@@ -62,6 +62,7 @@ import tensorflow_datasets as tfds
 import tqdm
 
 from korani_tasks import errors
+from korani_tasks import protocol
 from korani_tasks import vocab as vocab_lib
 from t5x_runs import checkpoints as checkpoints_lib
 from t5x_runs import decoding
@@ -335,6 +336,8 @@ def evaluate_checkpoints(*,
                          beam_size: int = 1,
                          length_penalty_alpha: float = 0.6,
                          use_cached: bool = False,
+                         inputs_eos: bool = True,
+                         unscorable_rows: str = "score",
                          progress: bool = True
                          ) -> dict[str, list[results_lib.ResultRow]]:
   """Evaluates every checkpoint on every task of the mixtures.
@@ -352,7 +355,8 @@ def evaluate_checkpoints(*,
       (None: all).
     batch_size, max_input_length, max_target_length, num_partitions,
       share_encoder, max_decode_length, beam_size, length_penalty_alpha,
-      use_cached: the settings of `evaluator.evaluate`.
+      use_cached, inputs_eos, unscorable_rows: the settings of
+      `evaluator.evaluate`.
 
   Returns:
     {checkpoint label 'name:step': its rows (every task)}.
@@ -366,10 +370,17 @@ def evaluate_checkpoints(*,
     raise errors.ConfigError(
         f"max_examples_per_task={max_examples_per_task} must be positive")
   refs = resolve_checkpoints(checkpoints)
+  protocol.configure(inputs_eos=inputs_eos, unscorable_rows=unscorable_rows)
   tasks = resolve_tasks(mixtures, split)
   settings = {"split": split, "max_examples_per_task": max_examples_per_task,
               "max_input_length": max_input_length,
               "max_target_length": max_target_length}
+  # A protocol switch away from its default changes the results (and so
+  # which stored task results still count); the defaults stay unrecorded.
+  if not inputs_eos:
+    settings["inputs_eos"] = False
+  if unscorable_rows != "score":
+    settings["unscorable_rows"] = unscorable_rows
   decode_settings = {**settings, "max_decode_length": max_decode_length,
                      "beam_size": beam_size,
                      "length_penalty_alpha": length_penalty_alpha}

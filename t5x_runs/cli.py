@@ -156,6 +156,8 @@ def _data_list(args: argparse.Namespace) -> int:
         + str(data_dir or "(none: $KORANI_DATA_DIR is unset or not a folder)"))
   print(f"release:  {paths.release_dir(required=False) or '(not found)'}\n")
   print(data_status.format_table(rows))
+  for warning in data_status.release_warnings():
+    print(f"WARNING: {warning}", file=sys.stderr)
   return 0
 
 

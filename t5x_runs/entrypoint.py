@@ -77,6 +77,16 @@ def parse_cache_dirs_flag(args: Sequence[str]) -> tuple[list[str], list[str]]:
   return dirs, rest
 
 
+# Switches that stand for a gin binding (the macro of gin/runs/*.gin).
+SWITCH_FLAGS = {"--allow_absent_datasets": "ALLOW_ABSENT_DATASETS = True"}
+
+
+def parse_switch_flags(args: Sequence[str]) -> tuple[list[str], list[str]]:
+  """Splits `SWITCH_FLAGS` off; returns (their gin bindings, other args)."""
+  bindings = [SWITCH_FLAGS[a] for a in args if a in SWITCH_FLAGS]
+  return bindings, [a for a in args if a not in SWITCH_FLAGS]
+
+
 def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
                  name: str) -> int:
   """Parses gin and multi-host flags, registers tasks and mixtures, calls `run`.
@@ -93,15 +103,20 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
           f"{' ' * len(f'usage: {name}')} [--coordinator_address=HOST:PORT "
           "--process_count=N --process_index=I]\n"
           f"{' ' * len(f'usage: {name}')} "
-          "[--seqio_additional_cache_dirs=DIR[,DIR...]]\n\n"
+          "[--seqio_additional_cache_dirs=DIR[,DIR...]]\n"
+          f"{' ' * len(f'usage: {name}')} [--allow_absent_datasets]\n\n"
           "Gin files are looked up as given, then in --gin_search_paths, then "
           "in the\nrepository's gin/ (e.g. --gin_file=ko_xl.gin); the header "
-          "of each lists its\nrequired and commonly overridden macros.")
+          "of each lists its\nrequired and commonly overridden macros. "
+          "--allow_absent_datasets builds the\nmixture from the datasets "
+          "present (= --gin.ALLOW_ABSENT_DATASETS=True).")
     return 0
   setup_logging()
   try:
     from t5x_runs import gin_utils  # pylint: disable=import-outside-toplevel
     files, bindings, rest = gin_utils.parse_flags(argv)
+    switches, rest = parse_switch_flags(rest)
+    bindings += switches
     multihost, rest = parse_distributed_flags(rest)
     cache_dirs, rest = parse_cache_dirs_flag(rest)
     if rest:

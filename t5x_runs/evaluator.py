@@ -17,6 +17,7 @@ Inputs longer than `max_input_length` tokens are truncated from the right,
 as t5x does; the number of truncated examples is reported per task.
 """
 
+import dataclasses
 import logging
 import os
 from typing import Any, Iterable, Mapping
@@ -30,7 +31,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 import tqdm
 
+from korani_tasks import availability
 from korani_tasks import errors
+from korani_tasks import protocol
+from korani_tasks import release_tasks
 from korani_tasks import tasks as korani_tasks_lib
 from korani_tasks import vocab as vocab_lib
 from t5x_runs import checkpoints
@@ -123,6 +127,9 @@ def evaluate(*,
              beam_size: int = 1,
              length_penalty_alpha: float = 0.6,
              use_cached: bool = False,
+             inputs_eos: bool = True,
+             unscorable_rows: str = "score",
+             allow_absent_datasets: bool = False,
              progress: bool = True) -> list[results_lib.ResultRow]:
   """Scores the mixture's score-eval tasks; writes results.{json,md}.
 
@@ -144,17 +151,29 @@ def evaluate(*,
     beam_size: 1 decodes greedily; more runs beam search.
     length_penalty_alpha: beam search's length penalty exponent (t5x's).
     use_cached: read the tasks' offline cache (korani_tasks/caching.py).
+    inputs_eos: whether inputs end with EOS (False: T0's protocol;
+      `korani_tasks.protocol`).
+    unscorable_rows: "score" (a release row whose answer is not among its
+      choices counts as wrong, as in the official KORANI code) or "exclude"
+      (left out); recorded with the count per task in the results.
+    allow_absent_datasets: score the datasets of the mixture that are
+      present and record the absent ones in the results (False: an error
+      naming every absent dataset; `korani_tasks.availability`).
 
   Returns:
     One ResultRow per (task, metric).
   """
+  protocol.configure(inputs_eos=inputs_eos, unscorable_rows=unscorable_rows)
+  present_name, left_out = mixture_or_task_name, ()
+  if not use_cached:  # A cached task reads no raw file.
+    present_name, left_out = availability.check(
+        mixture_or_task_name, split, allow_absent=allow_absent_datasets)
   model_config = prepare_model_config(model_dir, model_config, vocabulary)
   mesh = partitioning.make_mesh(num_partitions)
   with mesh, nn.logical_axis_rules(partitioning.standard_logical_axis_rules()):
     params, step = restore_params(model_dir, model_config, mesh,
                                   checkpoint_step)
-    evaluator = make_evaluator(mixture_or_task_name, split,
-                               use_cached=use_cached)
+    evaluator = make_evaluator(present_name, split, use_cached=use_cached)
     scorer = scoring.make_scorer(MT5(model_config), params, mesh, batch_size,
                                  max_input_length, max_target_length,
                                  share_encoder)
@@ -167,6 +186,7 @@ def evaluate(*,
                    disable=not progress, dynamic_ncols=True) as bar:
       rows = evaluate_tasks(evaluator, scorer, predictor, step=step,
                             split=split, bar=bar)
+  rows = [dataclasses.replace(r, left_out_datasets=left_out) for r in rows]
   output_dir = output_dir or os.path.join(model_dir, "eval")
   results_lib.write_results(rows, output_dir, title=(
       f"{mixture_or_task_name} — {split} split, checkpoint {step} of "
@@ -175,8 +195,8 @@ def evaluate(*,
 
 
 def make_evaluator(mixture_or_task_name: str, split: str,
-                         num_rows: int | None = None,
-                         use_cached: bool = False) -> seqio.Evaluator:
+                   num_rows: int | None = None,
+                   use_cached: bool = False) -> seqio.Evaluator:
   """A seqio.Evaluator of the subtasks of a mixture or task with metrics.
 
   Its tasks are those with the split and score metrics (rank
@@ -196,6 +216,13 @@ def make_evaluator(mixture_or_task_name: str, split: str,
     raise errors.ConfigError(
         f"{mixture_or_task_name} has no task with score metrics and a "
         f"{split!r} split to evaluate")
+  empty = sorted(name for name, ds in evaluator.cached_task_datasets.items()
+                 if not list(ds.take(1)))
+  if empty:
+    raise errors.ConfigError(
+        f"{', '.join(empty)}: no example to evaluate in the {split!r} split "
+        "(with UNSCORABLE_ROWS='exclude' a release score eval leaves out the "
+        "rows whose answer is not among their choices)")
   return evaluator
 
 
@@ -239,8 +266,29 @@ def evaluate_tasks(evaluator: seqio.Evaluator, scorer: scoring.Scorer,
     rows.extend(_result_rows(
         task.name, task_metrics[task.name],
         num_examples=_num_examples(evaluator.cached_task_datasets[task.name]),
-        num_truncated=truncated.get(id(model_ds), 0), split=split, step=step))
+        num_truncated=truncated.get(id(model_ds), 0), split=split, step=step,
+        num_unscorable=_num_unscorable(
+            task.name, split, evaluator.cached_task_datasets[task.name])))
   return rows
+
+
+def _num_unscorable(task_name: str, split: str,
+                    task_dataset: tf.data.Dataset) -> int:
+  """Rows of a task's split whose answer is not among their choices.
+
+  From the prepared release dataset's metadata; where the raw files are
+  absent (a task read from the offline cache), the scored examples without
+  a correct choice are counted (none are left under UNSCORABLE_ROWS =
+  'exclude', which removes them after the cache).
+  """
+  try:
+    return release_tasks.num_unscorable(task_name, split)
+  except errors.MissingDataError:
+    correct = {}
+    for ex in tfds.as_numpy(task_dataset):
+      index = int(ex["idx"][0])
+      correct[index] = correct.get(index, False) or bool(ex["is_correct"])
+    return sum(not c for c in correct.values())
 
 
 def _run_vocabulary(model_dir: str) -> str | None:
@@ -260,7 +308,8 @@ def template_version(task_name: str) -> str:
 
 def _result_rows(task_name: str, metrics: Mapping[str, Any], *,
                  num_examples: int, num_truncated: int, split: str,
-                 step: int) -> Iterable[results_lib.ResultRow]:
+                 step: int, num_unscorable: int = 0
+                 ) -> Iterable[results_lib.ResultRow]:
   try:
     info = korani_tasks_lib.task_info(task_name)
     described = dict(dataset=info.dataset, cluster=info.cluster,
@@ -278,5 +327,6 @@ def _result_rows(task_name: str, metrics: Mapping[str, Any], *,
     yield results_lib.ResultRow(
         task=task_name, metric=metric, value=float(value),
         num_examples=num_examples, num_truncated=num_truncated, split=split,
-        checkpoint_step=step, **described)
+        checkpoint_step=step, num_unscorable=num_unscorable,
+        unscorable_rows=protocol.current().unscorable_rows, **described)
 

@@ -7,7 +7,8 @@ results.json is a list of rows, one per (task, metric)::
       "template": "best_option", "template_lang": "en", "data_lang": "ko",
       "metric": "accuracy", "value": 53.2, "num_examples": 500,
       "num_truncated": 0, "split": "validation", "checkpoint_step": 600,
-      "template_version": "3f0c2a9b1d4e"}, ...]
+      "template_version": "3f0c2a9b1d4e", "num_unscorable": 0,
+      "unscorable_rows": "score", "left_out_datasets": []}, ...]
 
 ``template_version`` is the template's `PromptTemplate.version` (a digest of
 its text; "" for tasks without a template and in rows written before it was
@@ -59,6 +60,17 @@ class ResultRow:
   split: str
   checkpoint_step: int
   template_version: str = ""
+  # Rows of the task's split whose answer is not among their choices, and
+  # what was done with them (korani_tasks.protocol: "score" or "exclude").
+  num_unscorable: int = 0
+  unscorable_rows: str = "score"
+  # Datasets of the evaluated mixture absent from the data folder and left
+  # out (ALLOW_ABSENT_DATASETS), the same on every row of a run.
+  left_out_datasets: tuple[str, ...] = ()
+
+  def __post_init__(self):
+    object.__setattr__(self, "left_out_datasets",
+                       tuple(self.left_out_datasets))
 
 
 def write_atomically(path: str, text: str | bytes) -> None:
@@ -123,6 +135,10 @@ def format_markdown(rows: Sequence[ResultRow], title: str = "") -> str:
   metrics = sorted({r.metric for r in rows}, key=lambda m: (m != MAIN_METRIC, m))
   value = {(r.dataset, r.template, r.template_lang, r.metric): r for r in rows}
   parts = [f"# Results{': ' + title if title else ''}", ""]
+  left_out = sorted({d for r in rows for d in r.left_out_datasets})
+  if left_out:
+    parts += ["Left out, absent from the data (ALLOW_ABSENT_DATASETS): "
+              + ", ".join(left_out) + ".", ""]
 
   parts += ["## Accuracy per template (rank classification, %)", "",
             "Columns: template language / metric. Data language: "
@@ -180,6 +196,16 @@ def format_markdown(rows: Sequence[ResultRow], title: str = "") -> str:
               + by_lang(lambda s: s.overall))
   parts += [_table(["cluster"] + (["data"] if several else [])
                    + [f"{lang} templates" for lang in langs], body)]
+  unscorable = {r.task: r for r in rows if r.num_unscorable}
+  if unscorable:
+    parts += ["", "## Rows whose answer is not among their choices", "",
+              "Scored: the row counts as wrong, as in the official KORANI "
+              "code; excluded: left out of the accuracy (UNSCORABLE_ROWS).",
+              "", _table(["task", "rows", "treatment"],
+                         [[task, str(r.num_unscorable),
+                           "scored" if r.unscorable_rows == "score"
+                           else "excluded"]
+                          for task, r in sorted(unscorable.items())])]
   truncated = sum(r.num_truncated for r in rows if r.metric == MAIN_METRIC)
   if truncated:
     parts += ["", f"{truncated} scored inputs were truncated to the maximum "

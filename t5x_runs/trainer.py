@@ -33,7 +33,9 @@ import tqdm
 from clu import metric_writers
 from jax.sharding import Mesh
 
+from korani_tasks import availability
 from korani_tasks import errors
+from korani_tasks import protocol
 from korani_tasks import vocab as vocab_lib
 from t5x_runs import checkpoints
 from t5x_runs import distributed
@@ -299,6 +301,8 @@ def train(*,
           keep_checkpoints: int | None = 3,
           log_period: int = 10,
           use_cached: bool = False,
+          inputs_eos: bool = True,
+          allow_absent_datasets: bool = False,
           progress: bool = True) -> TrainResult:
   """Fine-tunes mT5 on a seqio mixture; see the module docstring.
 
@@ -317,7 +321,16 @@ def train(*,
   `use_cached` trains from the tasks' offline cache (seqio's
   ``cache_tasks_main``; korani_tasks/caching.py) found in seqio's cache dirs
   (``--seqio_additional_cache_dirs``); it needs no raw data file.
+  `inputs_eos` False feeds inputs without EOS, as T0 did
+  (`korani_tasks.protocol`). `allow_absent_datasets` trains on the datasets
+  of the mixture whose files are present and logs the others (False: an
+  error naming every absent one; `korani_tasks.availability`).
   """
+  protocol.configure(inputs_eos=inputs_eos)
+  left_out = ()
+  if not use_cached:  # A cached task reads no raw file.
+    mixture_or_task_name, left_out = availability.check(
+        mixture_or_task_name, "train", allow_absent=allow_absent_datasets)
   if num_train_steps <= 0 or batch_size <= 0 or checkpoint_period <= 0:
     raise errors.ConfigError(
         "num_train_steps, batch_size and checkpoint_period must be positive "
@@ -374,6 +387,7 @@ def train(*,
           "seed": seed, "vocabulary": os.path.join(model_dir, VOCAB_FILE),
           "init_checkpoint": init_checkpoint,
           "process_count": jax.process_count(),
+          "inputs_eos": inputs_eos, "left_out_datasets": list(left_out),
       }
       if distributed.is_primary():
         _write_run_files(model_dir, config)

@@ -65,3 +65,62 @@ def test_malformed_catalog_names_the_entry(tmp_path):
     catalog.load(bad)
   with pytest.raises(errors.ConfigError, match="unknown dataset 'nsmc'"):
     catalog.get("nsmc")
+
+
+# The dataset_name values of the official release sample (data/sample_ko/
+# {train,dev}.csv of github.com/CHLee0801/KORANI-Instruction-Tuning at
+# bb9df95f6b656b8a1ca45f0e1795728c10edfc50): 45 of the 51 datasets.
+OFFICIAL_SAMPLE_NAMES = (
+    "aihub_daily_dial aihub_emo aihub_emo_dial aihub_korean_dialog2018 "
+    "aihub_minwon aihub_mrc aihub_tod apeach beep_hate book book_mrc "
+    "callcenter com_gen curse_detection dacon_news daily_chat "
+    "document_editorial document_news document_qa etri_qa klue_mrc klue_sts "
+    "klue_tc ko_conversation ko_en_parallel ko_en_social ko_en_technology "
+    "kobest_boolq kobest_sentineg kor_ss kor_sts korquad1 naver_movie "
+    "naver_shopping news_qa nia_qa parakqc question_pair report sae4k "
+    "similar_corpus sosang_sentiment stylekqc twitter unsmile").split()
+
+
+def test_keys_are_the_official_dataset_names():
+  entries = catalog.load()
+  assert set(OFFICIAL_SAMPLE_NAMES) <= set(entries)
+  for key in OFFICIAL_SAMPLE_NAMES:
+    assert entries[key].key_verified, key
+  assert "book_summary" not in entries and "report_summary" not in entries
+  # Not in the sample: named by the repository (kobest_wic in inference.sh,
+  # nikl_coref in its README) or the project's data brief.
+  assert set(entries) - set(OFFICIAL_SAMPLE_NAMES) == {
+      "kobest_wic", "kobest_hellaswag", "kobest_copa", "klue_nli", "kornli",
+      "nikl_coref"}
+
+
+def test_excerpt_dataset_names_are_catalog_keys(raw_data_dir):
+  import csv  # pylint: disable=import-outside-toplevel
+  path = raw_data_dir.parent / "korani_release_excerpt" / "sample_ko" / "dev.csv"
+  if not path.is_file():
+    pytest.skip(f"{path} not found")
+  with open(path, newline="", encoding="utf-8") as f:
+    names = {row["dataset_name"] for row in csv.DictReader(f)}
+  assert names and names <= set(catalog.load())
+
+
+def test_clusters_follow_the_official_readme_table():
+  entries = catalog.load()
+  # The two the official table places differently from T0-style intuition.
+  assert entries["daily_chat"].official_task == "Intent"
+  assert entries["daily_chat"].cluster == "intent"
+  assert entries["kobest_boolq"].official_task == "Extractive QA"
+  assert entries["kobest_boolq"].cluster == "extractive_qa"
+  assert all(e.official_task for e in entries.values())
+
+
+def test_cluster_that_does_not_follow_its_official_task_is_an_error(tmp_path):
+  text = catalog.CATALOG_PATH.read_text(encoding="utf-8").replace(
+      "    cluster: intent\n    official_task: Intent\n",
+      "    cluster: topic_classification\n    official_task: Intent\n", 1)
+  bad = tmp_path / "catalog.yaml"
+  bad.write_text(text, encoding="utf-8")
+  with pytest.raises(errors.ConfigError,
+                     match="daily_chat: cluster 'topic_classification' does "
+                     "not follow its official_task 'Intent'"):
+    catalog.load(bad)

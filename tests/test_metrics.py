@@ -66,7 +66,16 @@ def test_num_chars_normalizes_decomposed_hangul():
   assert metrics.num_chars(decomposed) == 1
 
 
-def test_examples_without_exactly_one_correct_choice_are_errors():
+def test_example_without_a_correct_choice_counts_as_wrong():
+  # A release row whose answer is not among its choices, scored as the
+  # official KORANI code scores it.
+  targets = [ChoiceTarget((0, 0), False, 1), ChoiceTarget((0, 1), False, 1),
+             ChoiceTarget((1, 0), True, 1), ChoiceTarget((1, 1), False, 1)]
+  assert metrics.accuracy(targets, [0.0, -1.0, 0.0, -1.0]) == {
+      "accuracy": 50.0}
+
+
+def test_examples_with_several_correct_choices_are_errors():
   bad = [ChoiceTarget((0, 0), True, 1), ChoiceTarget((0, 1), True, 1)]
   with pytest.raises(ValueError, match="example 0 has 2 correct choices"):
     metrics.accuracy(bad, [0.0, 0.0])

@@ -32,6 +32,18 @@ def test_settings_are_the_documented_ones():
     heldout.get("t1")
 
 
+def test_korani_setting_follows_the_official_clusters():
+  # KoBEST BoolQ is extractive QA in the official README's table, so the
+  # `korani` setting (which holds out multiple-choice QA) trains on it.
+  korani = heldout.get("korani")
+  assert not korani.is_held_out("kobest_boolq")
+  assert "korani_kobest_boolq_ko_gpt3_style" in _names("korani_train_korani")
+  assert not any(i.dataset == "kobest_boolq"
+                 for i in _infos("korani_heldout_score_eval_korani"))
+  assert korani.is_held_out("document_qa")
+  assert not korani.is_held_out("daily_chat")
+
+
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_no_held_out_dataset_in_a_training_mixture(setting):
   s = heldout.get(setting)

@@ -151,6 +151,7 @@ def _bad_csv(tmp_path, text) -> pathlib.Path:
     ("input,output,choices,dataset_name,id,extra\r\n", 1, "header"),
     (HEADER + "질문,답,,x,1\r\n질문,답,,x\r\n", 3, "4 fields, expected 5"),
     (HEADER + "질문,답,,x,1\r\n,답,,x,2\r\n", 3, "empty input"),
+    (HEADER + "질문,답,,x,1\r\n질문, ,가|||나,x,2\r\n", 3, "empty output"),
     (HEADER + "질문,답,가|||,x,1\r\n", 2, "empty answer choice"),
     # An unclosed quote swallows the following lines into one row.
     (HEADER + '질문,답,,x,1\r\n"질문\r\n이어짐,답,,x,2\r\n질문,답,,x,3\r\n'
@@ -329,22 +330,63 @@ def test_score_eval_task_ranks_each_rows_choices(use_release, session_vocab):
     assert all(len(c["inputs"]) <= SEQUENCE_LENGTH["inputs"] for c in choices)
 
 
-def test_unscorable_row_is_trained_on_but_not_scored(use_release,
-                                                     session_vocab, caplog):
+@pytest.fixture
+def restore_protocol():
+  from korani_tasks import protocol  # pylint: disable=import-outside-toplevel
+  previous = protocol.current()
+  yield protocol
+  protocol.configure(inputs_eos=previous.inputs_eos,
+                     unscorable_rows=previous.unscorable_rows)
+
+
+def test_unscorable_row_is_scored_as_wrong_or_excluded(
+    use_release, session_vocab, caplog, restore_protocol, tmp_path):
+  """The official KORANI code scores every evaluation row; one whose output is
+  not among its choices counts as wrong (no choice is correct)."""
   train = seqio.get_mixture_or_task("korani_beep_hate_ko_release")
   examples = list(train.get_dataset(SEQUENCE_LENGTH, split="validation",
                                     shuffle=False).as_numpy_iterator())
   assert [ex["targets_pretokenized"].decode() for ex in examples] == ["아니다"]
   caplog.set_level(logging.WARNING, logger=release_tasks.__name__)
-  score = seqio.get_mixture_or_task("korani_beep_hate_ko_release_score_eval")
+  name = "korani_beep_hate_ko_release_score_eval"
+  score = seqio.get_mixture_or_task(name)
+  scored = list(score.get_dataset(SEQUENCE_LENGTH, split="validation",
+                                  shuffle=False).as_numpy_iterator())
+  assert [c["targets_pretokenized"].decode() for c in scored] == [
+      "적대", "혐오", "정상"]
+  assert not any(c["is_correct"] for c in scored)
+  assert "scored as wrong" in caplog.text and "'validation': 1" in caplog.text
+  assert release_tasks.num_unscorable(name, "validation") == 1
+  restore_protocol.configure(unscorable_rows="exclude")
   assert list(score.get_dataset(SEQUENCE_LENGTH, split="validation",
                                 shuffle=False).as_numpy_iterator()) == []
-  assert "korani_beep_hate_ko_release_score_eval" in caplog.text
-  assert "'validation': 1" in caplog.text
+  assert "left out" in caplog.text
+  assert release_tasks.num_unscorable(name, "validation") == 1
   # kor_ss, whose row is scorable, keeps it.
   kor_ss = seqio.get_mixture_or_task("korani_kor_ss_ko_release_score_eval")
   assert len(list(kor_ss.get_dataset(SEQUENCE_LENGTH, split="validation",
                                      shuffle=False).as_numpy_iterator())) == 2
+  assert release_tasks.num_unscorable(
+      "korani_kor_ss_ko_release_score_eval", "validation") == 0
+  with pytest.raises(errors.ConfigError, match="UNSCORABLE_ROWS='drop'"):
+    restore_protocol.configure(unscorable_rows="drop")
+
+
+def test_inputs_without_eos_is_a_switch(use_release, session_vocab,
+                                        restore_protocol):
+  task = seqio.get_mixture_or_task("korani_kor_ss_ko_release")
+
+  def first():
+    return next(task.get_dataset({"inputs": 1024, "targets": 16},
+                                 split="train", shuffle=False
+                                 ).as_numpy_iterator())
+  with_eos = first()
+  restore_protocol.configure(inputs_eos=False)
+  t0_style = first()
+  assert list(with_eos["inputs"]) == list(t0_style["inputs"]) + [1]
+  assert t0_style["inputs"][-1] != 1
+  assert list(with_eos["targets"]) == list(t0_style["targets"])
+  assert t0_style["targets"][-1] == 1
 
 
 def test_generation_task_targets_the_output(use_release, session_vocab,
@@ -365,3 +407,27 @@ def test_generation_task_targets_the_output(use_release, session_vocab,
     for ex in examples:
       assert ex["targets"][-1] == 1
       assert len(ex["inputs"]) == SEQUENCE_LENGTH["inputs"]  # Trimmed.
+
+
+# Release folders and keys.
+
+
+def test_folder_named_by_no_key_is_warned_about(monkeypatch, tmp_path, caplog,
+                                                 excerpt_dir):
+  from korani_tasks import data_status  # pylint: disable=import-outside-toplevel
+  rows = [r for r in _raw_rows(_excerpt(excerpt_dir, "ko")) if r[3] == "kor_ss"]
+  root = tmp_path / "KORANI"
+  _write_csv(root / "paraphrase" / "kor_ss" / "train.csv", rows)
+  # The summarization keys of the release are book and report.
+  _write_csv(root / "summarization" / "book_summary" / "train.csv", rows)
+  _write_csv(root / "summarization" / "report" / "train.csv", rows)
+  monkeypatch.setenv(paths.RELEASE_DIR_ENV, str(root))
+  assert [p.name for p in release_csv.unknown_dataset_dirs(
+      root, catalog.load())] == ["book_summary"]
+  (warning,) = data_status.release_warnings()
+  assert "'summarization/book_summary' matches no catalog key" in warning
+  caplog.set_level(logging.WARNING)
+  source = sources.KoraniTfdsSource("korani_release/report", ["train"],
+                                    tfds_data_dir=tmp_path / "tfds")
+  assert source.num_input_examples("train") == len(rows)
+  assert "summarization/book_summary match no catalog key" in caplog.text

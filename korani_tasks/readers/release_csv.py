@@ -28,8 +28,9 @@ is read as the record::
 choices, -1 where there are no choices. The release has rows whose output is
 not one of their choices (e.g. ``beep_hate`` output 아니다 with choices
 적대|||혐오|||정상): such a row gets answer_index -1 and a logged warning naming
-its file and line; it can be trained on but not scored (the score-eval tasks
-leave it out, and `count_unscorable` reports it).
+its file and line; it is trained on, and a score eval counts it as wrong or
+leaves it out (`korani_tasks.protocol`); `count_unscorable` reports it. An
+empty output is an error naming file and line.
 
 This module registers no `RawDataset` (the release has its own TFDS builder,
 `korani_tasks.tfds_builders.release`) and imports only the standard library.
@@ -113,6 +114,10 @@ def _rows(path: pathlib.Path) -> Iterator[tuple[int, Record, bool]]:
         record = dict(zip(COLUMNS, row))
         if not record["input"].strip():
           raise errors.DataFormatError(path, start, "empty input")
+        if not record["output"].strip():
+          raise errors.DataFormatError(
+              path, start, "empty output: a row needs its target (the "
+              "answer, or the text to generate)")
         choices = parse_choices(record["choices"], path, start)
         output = record["output"].strip()
         answer_index = choices.index(output) if output in choices else -1
@@ -138,15 +143,15 @@ def read_release_csv(
 
   Raises:
     DataFormatError: not UTF-8, a wrong header, a row with a wrong number of
-      fields, an empty input or an empty answer choice; the message names
-      file and line.
+      fields, an empty input or output or an empty answer choice; the
+      message names file and line.
   """
   path = pathlib.Path(path)
   for line, record, scorable in _rows(path):
     if not scorable:
       _log.warning(
-          "%s:%d: output %r is not one of the choices %s (%s); the row is "
-          "kept for training but cannot be scored", path, line,
+          "%s:%d: output %r is not one of the choices %s (%s): no choice "
+          "is correct when the row is scored", path, line,
           record["output"], record["choices"], record["dataset_name"])
     yield f"{path.name}:{line}", record
 
@@ -178,6 +183,20 @@ def find_dataset_dir(release_dir: os.PathLike | str,
         + ", ".join(p.relative_to(release_dir).as_posix() for p in found)
         + "; keep one")
   return found[0] if found else None
+
+
+def unknown_dataset_dirs(release_dir: os.PathLike | str,
+                         keys: Iterable[str]) -> list[pathlib.Path]:
+  """The dataset folders ``<release_dir>/<cluster>/<name>`` named by no key.
+
+  Such a folder is never read (datasets are found by their catalog key, the
+  release's ``dataset_name``), so callers warn about it. Example:
+  ``[Path(".../KORANI/summarization/book_summary")]``.
+  """
+  release_dir = pathlib.Path(release_dir)
+  keys = set(keys)
+  return sorted(p for p in release_dir.glob("*/*")
+                if p.is_dir() and p.name not in keys)
 
 
 def split_files(

@@ -64,6 +64,23 @@ def builder_name(key: str) -> str:
   return f"{NAME}/{key}"
 
 
+def warn_unknown_dataset_dirs(release_dir: os.PathLike | str) -> list[str]:
+  """Logs a warning naming each release folder that no catalog key names.
+
+  Returns their paths relative to `release_dir` (e.g.
+  ``["summarization/book_summary"]``).
+  """
+  unknown = [p.relative_to(release_dir).as_posix()
+             for p in release_csv.unknown_dataset_dirs(release_dir,
+                                                       catalog.load())]
+  if unknown:
+    _log.warning(
+        "KORANI release folder %s: dataset folder(s) %s match no catalog key "
+        "(the release's dataset_name) and are not read", release_dir,
+        ", ".join(unknown))
+  return unknown
+
+
 class KoraniRelease(tfds.core.GeneratorBasedBuilder):
   """The official KORANI release CSVs, one config per dataset key."""
 
@@ -176,6 +193,7 @@ class KoraniRelease(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     manual_dir = pathlib.Path(dl_manager.manual_dir)
     files = self.source_files(manual_dir)
+    warn_unknown_dataset_dirs(manual_dir)
     left_out = [s for s in SPLITS if s not in files]
     if left_out:
       _log.warning("%s: preparing without split(s) %s: no such CSV in %s",
