@@ -294,6 +294,7 @@ def train(*,
           checkpoint_period: int = 1000,
           checkpoint_data_iterator: bool = True,
           keep_checkpoints: int | None = 3,
+          verify_checkpoint_hashes: bool = False,
           log_period: int = 10,
           progress: bool = True) -> TrainResult:
   """Fine-tunes mT5 on a seqio mixture; see the module docstring.
@@ -309,6 +310,10 @@ def train(*,
   about 2 MB for one KoBEST task at length 64, 60 MB for the five
   korani_kobest_train tasks at 256, more with many tasks and long inputs);
   False saves none and a resumed run skips the batches already read.
+
+  Checkpoints are written in the background while training goes on
+  (checkpoints.py). `verify_checkpoint_hashes` checks every sha256 of the
+  checkpoint a run resumes from, not only its files' sizes.
   """
   if num_train_steps <= 0 or batch_size <= 0 or checkpoint_period <= 0:
     raise errors.ConfigError(
@@ -326,7 +331,9 @@ def train(*,
   model = MT5(config)
   optimizer = make_optimizer()
   lengths = dict(task_feature_lengths)
-  store = checkpoints.CheckpointStore(model_dir, max_to_keep=keep_checkpoints)
+  store = checkpoints.CheckpointStore(
+      model_dir, max_to_keep=keep_checkpoints,
+      verify_hashes=verify_checkpoint_hashes)
   state = init_train_state(
       model, optimizer, mesh, rules, lengths, seed,
       init_checkpoint=None if store.all_steps() else init_checkpoint)
@@ -383,7 +390,8 @@ def train(*,
           if step % checkpoint_period == 0 or step == num_train_steps:
             store.save(step, params, opt_state, metadata,
                        data_iterator=(data.tf_iterator
-                                      if checkpoint_data_iterator else None))
+                                      if checkpoint_data_iterator else None),
+                       wait=step == num_train_steps)
       finally:
         steps.close()
         writer.flush()
