@@ -370,47 +370,55 @@ class CheckpointStore:
                           jax.process_index())
     return tf.io.gfile.exists(prefix + ".index")
 
-  def _read_step(self, step: int, abstract_params: Any, abstract_opt_state: Any,
-                 data_iterator: Any) -> tuple[Resumed | None, str | None]:
-    """One attempt: (what was restored, None) or (None, what is damaged).
-
-    Transient reading errors propagate (the caller retries).
-    """
-    share = (jax.process_index(), jax.process_count())
-    problem = check_manifest(self.step_dir(step), self.verify_hashes, share)
-    if problem is not None:
-      return None, problem
-    try:
-      metadata = self.metadata(step)
-      with_data = (data_iterator is not None
-                   and self.has_data_iterator(step, metadata))
-      restored = self.restore(step, abstract_params, abstract_opt_state,
-                              data_iterator if with_data else None)
-    except Exception as e:  # pylint: disable=broad-except
-      if is_transient(e):
-        raise
-      return None, (f"restoring it failed: {type(e).__name__}: "
-                    f"{_first_line(e)}")
+  def _restore_step(self, step: int, abstract_params: Any,
+                    abstract_opt_state: Any, data_iterator: Any) -> Resumed:
+    metadata = self.metadata(step)
+    with_data = (data_iterator is not None
+                 and self.has_data_iterator(step, metadata))
+    restored = self.restore(step, abstract_params, abstract_opt_state,
+                            data_iterator if with_data else None)
     return Resumed(step, restored[PARAMS], restored.get(OPT_STATE),
-                   restored[METADATA], with_data), None
+                   restored[METADATA], with_data)
 
-  def _read_step_with_retries(self, step, *args) -> tuple[
-      Resumed | None, str | None, BaseException | None]:
-    """`_read_step`, retried after transient errors: (resumed, damage,
-    the last transient error if every attempt failed with one)."""
-    for attempt, delay in enumerate(self.retry.delays() + [None], start=1):
+  def _read_step(self, step: int, *args) -> tuple[
+      Resumed | None, str | None, str | None]:
+    """Checks and restores a step on every process, retrying transient
+    errors: (resumed, damage, unreadable), as all processes agree.
+
+    Every process takes the same steps (check, agree, restore, agree) in
+    every attempt, so that none restores while another has given up.
+    """
+    delays = self.retry.delays() + [None]
+    for attempt, delay in enumerate(delays, start=1):
+      resumed, problem, failure = None, None, None
       try:
-        return (*self._read_step(step, *args), None)
+        problem = check_manifest(
+            self.step_dir(step), self.verify_hashes,
+            (jax.process_index(), jax.process_count()))
       except Exception as e:  # pylint: disable=broad-except
         if not is_transient(e):
           raise
-        if delay is None:
-          return None, None, e
-        logging.warning(
-            "Reading checkpoint %d failed (attempt %d of %d) with a transient "
-            "error, %s: %s; trying again in %.3g s", step, attempt,
-            self.retry.attempts, type(e).__name__, _first_line(e), delay)
-        time.sleep(delay)
+        failure = e
+      problem, unreadable = _agree_on_outcome(problem, failure, step)
+      if problem is None and unreadable is None:
+        try:
+          resumed = self._restore_step(step, *args)
+        except Exception as e:  # pylint: disable=broad-except
+          if is_transient(e):
+            failure = e
+          else:
+            problem = (f"restoring it failed: {type(e).__name__}: "
+                       f"{_first_line(e)}")
+        problem, unreadable = _agree_on_outcome(problem, failure, step)
+      if unreadable is None:
+        return (resumed if problem is None else None), problem, None
+      if delay is None:
+        return None, None, unreadable
+      logging.warning(
+          "Reading checkpoint %d failed (attempt %d of %d) with a transient "
+          "error, %s; trying again in %.3g s", step, attempt,
+          self.retry.attempts, unreadable, delay)
+      time.sleep(delay)
     raise AssertionError("unreachable")
 
   def restore_latest(self, abstract_params: Any, abstract_opt_state: Any,
@@ -427,9 +435,8 @@ class CheckpointStore:
     """
     problems: dict[int, str] = {}
     for step in reversed(self.all_steps()):
-      resumed, problem, failure = self._read_step_with_retries(
+      resumed, problem, unreadable = self._read_step(
           step, abstract_params, abstract_opt_state, data_iterator)
-      problem, unreadable = _agree_on_outcome(problem, failure, step)
       if unreadable:
         raise CheckpointUnreadableError(
             f"could not read checkpoint {step} in {self.directory} after "
@@ -533,8 +540,8 @@ def _agree_on_outcome(problem: str | None, failure: BaseException | None,
     unreadable = (f"process(es) {np.flatnonzero(states == 2).tolist()} could "
                   "not read it (see their logs)")
   if problem is None and (states == 1).any():
-    problem = (f"process(es) {np.flatnonzero(states == 1).tolist()} could not "
-               f"restore step {step} (see their logs)")
+    problem = (f"process(es) {np.flatnonzero(states == 1).tolist()} found "
+               f"step {step} damaged (see their logs)")
   return problem, unreadable
 
 

@@ -491,8 +491,8 @@ def _report(argv: Sequence[str]) -> int:
 def _checkpoint_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="korani checkpoint",
-      description="Checkpoints of training runs in other formats (see "
-      "t5x_runs/exchange/).")
+      description="Checkpoints of training runs: in other formats (see "
+      "t5x_runs/exchange/), and checked against their manifests.")
   commands = parser.add_subparsers(dest="command", required=True)
   export = commands.add_parser(
       "export-hf",

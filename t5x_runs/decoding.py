@@ -16,8 +16,9 @@ per row, finished ones scored by log-likelihood / ((5 + length) / 6) ** alpha.
 
 `Predictor` is a seqio ``predict_fn``: it sorts a task's examples by input
 length, decodes them in batches whose inputs are cut to a length bucket (one
-compilation per (batch size, input bucket, max decode length)) and returns
-``[(index, token ids)]`` for seqio to detokenize and postprocess.
+compilation per (batch size, input bucket, max decode length)), data-parallel
+over the evaluation's mesh, and returns ``[(index, token ids)]`` for seqio to
+detokenize and postprocess.
 """
 
 import functools
