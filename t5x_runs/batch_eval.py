@@ -426,7 +426,7 @@ def evaluate_checkpoints(*,
                 max_target_length, share_encoder)
             predictor = decoding.Predictor(
                 MT5(config), params, batch_size, max_input_length,
-                max_decode_length, beam_size, length_penalty_alpha)
+                max_decode_length, beam_size, length_penalty_alpha, mesh=mesh)
             scorer_config = config
           # Same shapes: the compiled steps are reused.
           scorer.params = predictor.params = params

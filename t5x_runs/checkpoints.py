@@ -14,17 +14,29 @@ Layout under ``<model_dir>``, one folder per saved step::
       300/             a step found damaged at start-up, set aside with
         unusable.txt   what was wrong with it
 
-Saving: orbax writes a step to a temporary folder and renames it when every
-process has written its part, so a run killed while saving leaves no
-half-written step; then process 0 writes ``manifest.json`` (atomically).
+Saving (`CheckpointStore.save`) blocks the training loop only while the
+arrays are copied to host memory and the data iterators are written; orbax
+writes the arrays in a background thread (its async checkpointing) while
+training goes on. When every process has written its part, process 0 hashes
+the step and writes ``manifest.json`` in that same background thread, into
+orbax's temporary folder, before orbax renames the folder to its step: a
+finalized step carries its manifest, and a run killed while saving leaves no
+half-written step (a step that has none was written by an older version, or
+its manifest could not be written; it is checked by restoring it).
+``save(..., wait=True)`` (the end of a run, a save on SIGTERM) returns when
+the step is final.
 
 Resuming (`CheckpointStore.restore_latest`): steps are tried newest first.
-A step is unusable when a file listed in its manifest is missing, has
-another size or another sha256, or when orbax or TensorFlow
-fails to restore it; the trainer logs what is wrong, sets the step aside
-and uses the one before. A step without a manifest (the run was killed
-between orbax's rename and the manifest, or an older version wrote it) is
-complete as far as orbax knows and is checked by restoring it.
+At start-up a step's files are checked against its manifest by size, and the
+small files (at most 1 MiB: orbax's metadata, OCDBT manifests, the data
+iterators' index files) by sha256; ``verify_hashes`` checks every hash the
+manifest holds (each process hashes a share of the files). A step is
+damaged when a file is missing, has another size or another sha256, or when
+its data does not decode; a damaged step is logged and set aside (moved,
+never deleted) and the step before it used. Reading errors that say nothing
+about the data (a network timeout from cloud storage, a refused permission,
+an I/O error) are retried with backoff; if they persist the run stops with
+an error and the step stays where it is.
 
 What the manifest covers, and why: the damage a disk or a copy does to a
 checkpoint (a full disk, an interrupted ``gsutil cp`` or rsync, a lost tail
@@ -32,22 +44,27 @@ after a crash) truncates files, which sizes catch for free. Damage that
 keeps a file's size is caught only by a hash: orbax's array files carry no
 checksum, and a restore of an OCDBT data file with 100 bytes flipped in its
 middle succeeds with wrong numbers. So every file of a step of at most
-2 GiB is hashed (sha256 reads about 1 GB/s: seconds, at each save and at
-start-up; this covers the tiny and small models), while a bigger step
-hashes only its files of at most 1 MiB (orbax's metadata, OCDBT manifests,
-the data iterators' index files, the JSON metadata: the files that say how
-to read the rest) and sizes the others: hashing all of mT5-XXL's 52 GB of
-parameters would read the checkpoint once more at every save and every
-start.
+2 GiB is hashed when it is saved (sha256 reads about 1 GB/s, in the
+background; this covers the tiny and small models), while a bigger step
+hashes only its files of at most 1 MiB and sizes the others: hashing all of
+mT5-XXL's 52 GB of parameters would read the checkpoint once more at every
+save. Start-up checks sizes only (plus the small files' hashes) unless asked
+to verify the hashes (``VERIFY_CHECKPOINT_HASHES``, ``korani checkpoint
+verify --hash``): every host hashing a multi-GB step at every start would
+stall the pod. orbax's step metadata file (``_CHECKPOINT_METADATA``), which
+it updates when it renames the step, is not in the manifest.
 
 The evaluator restores ``params`` alone (`restore`).
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import logging
 import os
+import re
+import time
 from typing import Any
 
 import jax
@@ -69,6 +86,11 @@ UNUSABLE_NOTE = "unusable.txt"
 # else only the files of at most HASHED_FILE_BYTES (the others are sized).
 FULLY_HASHED_STEP_BYTES = 2 << 30
 HASHED_FILE_BYTES = 1 << 20
+# orbax's temporary folder of a step being saved: <step><suffix>.
+TMP_DIR_SUFFIX = ".orbax-checkpoint-tmp"
+# orbax's step metadata, rewritten when orbax renames a saved step.
+ORBAX_STEP_METADATA = "_CHECKPOINT_METADATA"
+_HASH_THREADS = 8
 
 
 def checkpoint_dir(model_dir: str | os.PathLike) -> str:
@@ -120,11 +142,97 @@ class Resumed:
   data_restored: bool  # the data iterator now continues after `step`
 
 
+class CheckpointUnreadableError(errors.KoraniError, OSError):
+  """A step could not be read for reasons that say nothing about its data
+  (I/O errors that persisted through the retries); it was left in place."""
+
+
+# Reading errors worth retrying: the storage, not the data, failed. A status
+# code opens the message of TensorStore's errors (which orbax raises as
+# ValueError) and names TensorFlow's (tf.errors.OpError subclasses).
+_TRANSIENT_STATUS = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED",
+                     "CANCELLED", "RESOURCE_EXHAUSTED", "PERMISSION_DENIED",
+                     "UNAUTHENTICATED", "INTERNAL", "UNKNOWN")
+_TRANSIENT_TF_ERRORS = (
+    tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError, tf.errors.CancelledError,
+    tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+    tf.errors.UnauthenticatedError, tf.errors.InternalError,
+    tf.errors.UnknownError)
+_STATUS_CODES = frozenset(_TRANSIENT_STATUS + (
+    "DATA_LOSS", "FAILED_PRECONDITION", "INVALID_ARGUMENT", "NOT_FOUND",
+    "OUT_OF_RANGE", "ALREADY_EXISTS", "UNIMPLEMENTED"))
+_STATUS_WORD = re.compile(r"\b([A-Z][A-Z_]+[A-Z]):")
+
+
+def _status_code(message: str) -> str | None:
+  """The first absl status code named in an error message, e.g.
+  'DATA_LOSS' in "DATA_LOSS: Error reading ...: unexpected EOF"."""
+  for word in _STATUS_WORD.findall(message):
+    if word in _STATUS_CODES:
+      return word
+  return None
+
+
+def is_transient(error: BaseException) -> bool:
+  """Whether a reading error may go away when the read is tried again.
+
+  Transient: OSErrors other than a missing file (timeouts, refused
+  connections, permissions, EIO), TensorFlow's and TensorStore's
+  UNAVAILABLE, DEADLINE_EXCEEDED, PERMISSION_DENIED, INTERNAL and the like;
+  the first exception in the chain of causes that says which decides.
+  Everything else (a missing file, DATA_LOSS, a value that does not decode)
+  is about the data.
+  """
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, errors.KoraniError):
+      return False
+    if isinstance(error, tf.errors.OpError):
+      return isinstance(error, _TRANSIENT_TF_ERRORS)
+    code = _status_code(str(error))
+    if code is not None:
+      return code in _TRANSIENT_STATUS
+    if isinstance(error, OSError):
+      return not isinstance(
+          error, (FileNotFoundError, IsADirectoryError, NotADirectoryError))
+    error = error.__cause__ or error.__context__
+  return False
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+  """How often and how patiently a step's reading is retried.
+
+  Attempt k (from 1) that fails transiently is followed by a pause of
+  ``first_delay_s * 2 ** (k - 1)`` seconds: 1, 2, 4, 8 s by default.
+  """
+  attempts: int = 5
+  first_delay_s: float = 1.0
+
+  def delays(self):
+    return [self.first_delay_s * 2 ** k for k in range(self.attempts - 1)]
+
+
+def _first_line(error: BaseException) -> str:
+  return (str(error).strip().splitlines() or [""])[0][:500]
+
+
 class CheckpointStore:
-  """Saves and restores (params, opt_state, metadata, data iterator) by step."""
+  """Saves and restores (params, opt_state, metadata, data iterator) by step.
+
+  `async_save` (default) writes steps in the background (see the module
+  docstring); False writes them while `save` waits, and hashes them after.
+  `verify_hashes` makes `restore_latest` check every hash of a step's
+  manifest, not only its sizes. `retry` says how a step's reading is
+  retried after transient errors.
+  """
 
   def __init__(self, model_dir: str | os.PathLike, max_to_keep: int | None = 3,
-               read_only: bool = False):
+               read_only: bool = False, async_save: bool = True,
+               verify_hashes: bool = False,
+               retry: RetryPolicy = RetryPolicy()):
     directory = os.path.abspath(checkpoint_dir(model_dir))
     if read_only and not os.path.isdir(directory):
       raise errors.MissingDataError(
@@ -132,11 +240,18 @@ class CheckpointStore:
     self.directory = directory
     self.unusable_directory = os.path.join(os.path.dirname(directory),
                                            UNUSABLE_DIR)
+    self.async_save = async_save and not read_only
+    self.verify_hashes = verify_hashes
+    self.retry = retry
+    self._saving_step: int | None = None
     self._manager = ocp.CheckpointManager(
         directory,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=not read_only,
-            read_only=read_only, enable_async_checkpointing=False,
+            read_only=read_only, enable_async_checkpointing=self.async_save,
+            async_options=(ocp.AsyncOptions(
+                post_finalization_callback=self._write_manifest_of_saving_step)
+                           if self.async_save else None),
             # Temporary folders of saves that a kill interrupted.
             cleanup_tmp_directories=not read_only),
         item_names=(PARAMS, OPT_STATE, METADATA, DATA))
@@ -151,8 +266,15 @@ class CheckpointStore:
     return self._manager.latest_step()
 
   def save(self, step: int, params: Any, opt_state: Any,
-           metadata: dict[str, Any], data_iterator: Any = None) -> None:
-    """Saves a step; `data_iterator` (a tf.data iterator) saves its position."""
+           metadata: dict[str, Any], data_iterator: Any = None,
+           wait: bool = False) -> None:
+    """Saves a step; `data_iterator` (a tf.data iterator) saves its position.
+
+    Returns once the arrays are copied to host memory and the iterator is
+    written (the caller may then update the arrays in place); with `wait`,
+    or without `async_save`, once the step is final. A step already saved
+    is not saved again.
+    """
     items = {
         PARAMS: ocp.args.StandardSave(params),
         OPT_STATE: ocp.args.StandardSave(opt_state),
@@ -160,10 +282,48 @@ class CheckpointStore:
     }
     if data_iterator is not None:
       items[DATA] = DataIteratorArgs(data_iterator)
-    self._manager.save(step, args=ocp.args.Composite(**items))
+    # The previous save finishes first (orbax's save would wait for it too):
+    # its manifest is written before `_saving_step` names this one.
     self._manager.wait_until_finished()
-    if jax.process_index() == 0:
-      write_manifest(self.step_dir(step))
+    if step in self._manager.all_steps():
+      # E.g. a save on SIGTERM right after the loop saved this step.
+      logging.info("Checkpoint %d is already saved", step)
+      return
+    self._saving_step = step
+    tick = time.perf_counter()
+    self._manager.save(step, args=ocp.args.Composite(**items))
+    if not self.async_save:
+      self._manager.wait_until_finished()
+      if jax.process_index() == 0:
+        write_manifest(self.step_dir(step))
+      logging.info("Saved checkpoint %d to %s", step, self.directory)
+      return
+    logging.info("Saving checkpoint %d to %s in the background (the loop "
+                 "waited %.2f s)", step, self.directory,
+                 time.perf_counter() - tick)
+    if wait:
+      self.wait_until_finished()
+
+  def wait_until_finished(self) -> None:
+    """Waits for a background save (and its manifest) to be final."""
+    self._manager.wait_until_finished()
+
+  def _write_manifest_of_saving_step(self) -> None:
+    """orbax's post-finalization callback (process 0, background thread):
+    every process has written the step, orbax has not renamed it yet."""
+    step = self._saving_step
+    final = self.step_dir(step)
+    pending = final + TMP_DIR_SUFFIX
+    # On object stores orbax writes into the final folder (a commit file
+    # marks it complete) instead of renaming a temporary one.
+    step_dir = pending if tf.io.gfile.isdir(pending) else final
+    try:
+      write_manifest(step_dir)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.error("Could not write the manifest of checkpoint %d (%s: %s); "
+                    "it will be checked by restoring it", step,
+                    type(e).__name__, _first_line(e))
+      return
     logging.info("Saved checkpoint %d to %s", step, self.directory)
 
   def restore(self, step: int, abstract_params: Any,
@@ -210,33 +370,79 @@ class CheckpointStore:
                           jax.process_index())
     return tf.io.gfile.exists(prefix + ".index")
 
+  def _restore_step(self, step: int, abstract_params: Any,
+                    abstract_opt_state: Any, data_iterator: Any) -> Resumed:
+    metadata = self.metadata(step)
+    with_data = (data_iterator is not None
+                 and self.has_data_iterator(step, metadata))
+    restored = self.restore(step, abstract_params, abstract_opt_state,
+                            data_iterator if with_data else None)
+    return Resumed(step, restored[PARAMS], restored.get(OPT_STATE),
+                   restored[METADATA], with_data)
+
+  def _read_step(self, step: int, *args) -> tuple[
+      Resumed | None, str | None, str | None]:
+    """Checks and restores a step on every process, retrying transient
+    errors: (resumed, damage, unreadable), as all processes agree.
+
+    Every process takes the same steps (check, agree, restore, agree) in
+    every attempt, so that none restores while another has given up.
+    """
+    delays = self.retry.delays() + [None]
+    for attempt, delay in enumerate(delays, start=1):
+      resumed, problem, failure = None, None, None
+      try:
+        problem = check_manifest(
+            self.step_dir(step), self.verify_hashes,
+            (jax.process_index(), jax.process_count()))
+      except Exception as e:  # pylint: disable=broad-except
+        if not is_transient(e):
+          raise
+        failure = e
+      problem, unreadable = _agree_on_outcome(problem, failure, step)
+      if problem is None and unreadable is None:
+        try:
+          resumed = self._restore_step(step, *args)
+        except Exception as e:  # pylint: disable=broad-except
+          if is_transient(e):
+            failure = e
+          else:
+            problem = (f"restoring it failed: {type(e).__name__}: "
+                       f"{_first_line(e)}")
+        problem, unreadable = _agree_on_outcome(problem, failure, step)
+      if unreadable is None:
+        return (resumed if problem is None else None), problem, None
+      if delay is None:
+        return None, None, unreadable
+      logging.warning(
+          "Reading checkpoint %d failed (attempt %d of %d) with a transient "
+          "error, %s; trying again in %.3g s", step, attempt,
+          self.retry.attempts, unreadable, delay)
+      time.sleep(delay)
+    raise AssertionError("unreachable")
+
   def restore_latest(self, abstract_params: Any, abstract_opt_state: Any,
                      data_iterator: Any = None) -> Resumed | None:
     """Restores the newest usable step; None when there is no checkpoint.
 
-    Steps that are unusable (see the module docstring) are logged and set
-    aside into ``checkpoints_unusable/`` once an older step restored; where
-    none is usable nothing is moved and MissingDataError lists every step's
-    problem. The data iterator is restored when the step holds this
-    process's (`data_restored`); otherwise the caller positions it.
+    Damaged steps (see the module docstring) are logged and set aside
+    into ``checkpoints_unusable/`` once an older step restored; where none is
+    usable nothing is moved and MissingDataError lists every step's problem.
+    A step that keeps failing with transient reading errors stops the
+    search: CheckpointUnreadableError, nothing moved. The data iterator is
+    restored when the step holds this process's (`data_restored`);
+    otherwise the caller positions it.
     """
     problems: dict[int, str] = {}
     for step in reversed(self.all_steps()):
-      problem = check_manifest(self.step_dir(step))
-      resumed = None
-      if problem is None:
-        try:
-          metadata = self.metadata(step)
-          with_data = (data_iterator is not None
-                       and self.has_data_iterator(step, metadata))
-          restored = self.restore(step, abstract_params, abstract_opt_state,
-                                  data_iterator if with_data else None)
-          resumed = Resumed(step, restored[PARAMS], restored.get(OPT_STATE),
-                            restored[METADATA], with_data)
-        except Exception as e:  # pylint: disable=broad-except
-          first_line = (str(e).strip().splitlines() or [""])[0][:500]
-          problem = f"restoring it failed: {type(e).__name__}: {first_line}"
-      problem = _agree_on_problem(problem, step)
+      resumed, problem, unreadable = self._read_step(
+          step, abstract_params, abstract_opt_state, data_iterator)
+      if unreadable:
+        raise CheckpointUnreadableError(
+            f"could not read checkpoint {step} in {self.directory} after "
+            f"{self.retry.attempts} attempts: {unreadable}. It was left in "
+            "place (nothing about its data says it is damaged); start the "
+            "run again when the storage answers")
       if problem is None:
         for bad_step, bad_problem in problems.items():
           self._set_aside(bad_step, bad_problem)
@@ -252,51 +458,91 @@ class CheckpointStore:
     return None
 
   def _set_aside(self, step: int, problem: str) -> None:
-    """Moves an unusable step out of orbax's sight, with a note of why.
+    """Moves a damaged step out of orbax's sight, with a note of why.
 
-    Where the folder cannot be renamed (some object stores) the step is
-    deleted instead: it must go, or saving it again after the re-trained
-    steps would fail.
+    Where the folder cannot be renamed (object stores rename file by file)
+    it is copied, the copy checked by size, and only then the original
+    removed. If that fails too the run stops with an error naming both
+    folders; nothing is deleted (saving the step again after the re-trained
+    steps would fail while it is there).
     """
-    moved = False
+    failure = ""
     if jax.process_index() == 0:
-      source = epath.Path(self.step_dir(step))
-      target = epath.Path(self.unusable_directory) / str(step)
+      source = self.step_dir(step)
+      target = os.path.join(self.unusable_directory, str(step))
       suffix = 0
-      while target.exists():
+      while tf.io.gfile.exists(target):
         suffix += 1
-        target = epath.Path(self.unusable_directory) / f"{step}.{suffix}"
+        target = os.path.join(self.unusable_directory, f"{step}.{suffix}")
       try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source.rename(target)
-        (target / UNUSABLE_NOTE).write_text(problem + "\n")
-        moved = True
+        _move_folder(source, target)
+        with tf.io.gfile.GFile(os.path.join(target, UNUSABLE_NOTE), "w") as f:
+          f.write(problem + "\n")
         logging.warning("Moved unusable checkpoint %d to %s", step, target)
       except Exception as e:  # pylint: disable=broad-except
-        logging.warning("Could not move unusable checkpoint %d to %s (%s); "
-                        "deleting it", step, target, e)
+        failure = (f"checkpoint {step} in {self.directory} is damaged "
+                   f"({problem}) but could not be moved to {target} "
+                   f"({type(e).__name__}: {_first_line(e)}); nothing was "
+                   "deleted. Move it away by hand and start the run again")
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-      moved = bool(multihost_utils.broadcast_one_to_all(np.int32(moved)))
+      failed = bool(multihost_utils.broadcast_one_to_all(np.int32(
+          bool(failure))))
+      failure = failure or (f"process 0 could not move damaged checkpoint "
+                            f"{step} aside (see its log)" if failed else "")
     self._manager.reload()
-    if not moved and step in self._manager.all_steps():
-      self._manager.delete(step)  # on every process: orbax syncs them
+    if failure:
+      raise CheckpointUnreadableError(failure)
 
   def close(self) -> None:
     self._manager.close()
 
 
-def _agree_on_problem(problem: str | None, step: int) -> str | None:
-  """All processes use a step only if it restored on every one of them."""
+def _move_folder(source: str, target: str) -> None:
+  """Renames a folder; else copies it, checks the copy's sizes, removes it."""
+  tf.io.gfile.makedirs(os.path.dirname(target))
+  try:
+    tf.io.gfile.rename(source, target)
+    return
+  except (tf.errors.OpError, OSError) as e:
+    logging.info("Renaming %s failed (%s); copying it", source, e)
+  sizes = _files_under(source)
+  try:
+    for name in sizes:
+      tf.io.gfile.makedirs(os.path.dirname(os.path.join(target, name)))
+      tf.io.gfile.copy(os.path.join(source, name), os.path.join(target, name),
+                       overwrite=True)
+    copied = _files_under(target)
+    if any(copied.get(name) != size for name, size in sizes.items()):
+      raise OSError(f"the copy of {source} in {target} differs in size")
+  except Exception:
+    if tf.io.gfile.exists(target):  # The partial copy; the source is whole.
+      tf.io.gfile.rmtree(target)
+    raise
+  tf.io.gfile.rmtree(source)
+
+
+def _agree_on_outcome(problem: str | None, failure: BaseException | None,
+                      step: int) -> tuple[str | None, str | None]:
+  """(damage, unreadable) as every process sees it.
+
+  A step is used only if it restored on every process, set aside if it is
+  damaged on one, and left alone if one could not read it.
+  """
+  unreadable = (f"{type(failure).__name__}: {_first_line(failure)}"
+                if failure is not None else None)
   if jax.process_count() == 1:
-    return problem
+    return problem, unreadable
   from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-  failed = np.asarray(multihost_utils.process_allgather(
-      np.int32(problem is not None)))
-  if problem is None and failed.any():
-    problem = (f"process(es) {np.flatnonzero(failed).tolist()} could not "
-               f"restore step {step} (see their logs)")
-  return problem
+  state = np.int32(2 if failure is not None else int(problem is not None))
+  states = np.asarray(multihost_utils.process_allgather(state))
+  if unreadable is None and (states == 2).any():
+    unreadable = (f"process(es) {np.flatnonzero(states == 2).tolist()} could "
+                  "not read it (see their logs)")
+  if problem is None and (states == 1).any():
+    problem = (f"process(es) {np.flatnonzero(states == 1).tolist()} found "
+               f"step {step} damaged (see their logs)")
+  return problem, unreadable
 
 
 def _file_sha256(path: str) -> str:
@@ -305,6 +551,18 @@ def _file_sha256(path: str) -> str:
     while chunk := f.read(1 << 20):
       digest.update(chunk)
   return digest.hexdigest()
+
+
+def _hash_files(step_dir: str, names: list[str]) -> dict[str, str]:
+  """{name: sha256} of files under `step_dir`, read by a few threads (hashlib
+  and file reads release the GIL: several disks' or connections' worth)."""
+  if not names:
+    return {}
+  with concurrent.futures.ThreadPoolExecutor(
+      max_workers=min(_HASH_THREADS, len(names))) as pool:
+    digests = pool.map(lambda n: _file_sha256(os.path.join(step_dir, n)),
+                       names)
+    return dict(zip(names, digests))
 
 
 def _files_under(directory: str) -> dict[str, int]:
@@ -327,24 +585,32 @@ def write_manifest(step_dir: str) -> None:
                  ...}}
   """
   sizes = {name: size for name, size in _files_under(step_dir).items()
-           if name not in (MANIFEST, MANIFEST + ".tmp")}
+           if name not in (MANIFEST, MANIFEST + ".tmp", ORBAX_STEP_METADATA)}
   hash_all = sum(sizes.values()) <= FULLY_HASHED_STEP_BYTES
+  digests = _hash_files(step_dir, [
+      name for name, size in sorted(sizes.items())
+      if hash_all or size <= HASHED_FILE_BYTES])
   files = {}
   for name, size in sorted(sizes.items()):
-    entry = {"bytes": size}
-    if hash_all or size <= HASHED_FILE_BYTES:
-      entry["sha256"] = _file_sha256(os.path.join(step_dir, name))
-    files[name] = entry
+    files[name] = {"bytes": size}
+    if name in digests:
+      files[name]["sha256"] = digests[name]
   path = os.path.join(step_dir, MANIFEST)
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:
     json.dump({"files": files}, f, indent=1)
   tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
-def check_manifest(step_dir: str) -> str | None:
+def check_manifest(step_dir: str, verify_hashes: bool = False,
+                   share: tuple[int, int] = (0, 1)) -> str | None:
   """What is wrong with a step's files, or None if they match its manifest.
 
+  Sizes are always checked, and the hashes of files of at most 1 MiB;
+  `verify_hashes` checks every hash the manifest holds. With `share`
+  (process index, process count) a process hashes only every count-th file
+  of the larger ones, from its index on (the processes together hash all).
   A step without a manifest cannot be checked here (None, with a log line).
+  Reading errors propagate (see `is_transient`).
   """
   path = os.path.join(step_dir, MANIFEST)
   if not tf.io.gfile.exists(path):
@@ -357,16 +623,26 @@ def check_manifest(step_dir: str) -> str | None:
   except (ValueError, KeyError, TypeError) as e:
     return f"{path} is unreadable ({e})"
   found = _files_under(step_dir)
-  problems = []
-  for name, entry in expected.items():
+  problems, to_hash = [], []
+  index, count = share
+  large = 0
+  for name, entry in sorted(expected.items()):
     if name not in found:
       problems.append(f"{name} is missing")
     elif found[name] != entry["bytes"]:
       problems.append(f"{name} has {found[name]} bytes, {entry['bytes']} were "
                       "written")
-    elif "sha256" in entry and _file_sha256(
-        os.path.join(step_dir, name)) != entry["sha256"]:
-      problems.append(f"{name} differs from what was written (sha256)")
+    elif "sha256" in entry and entry["bytes"] <= HASHED_FILE_BYTES:
+      to_hash.append(name)
+    elif "sha256" in entry and verify_hashes:
+      if large % count == index:
+        to_hash.append(name)
+      large += 1
+  if not problems:
+    digests = _hash_files(step_dir, to_hash)
+    problems = [f"{name} differs from what was written (sha256)"
+                for name in to_hash
+                if digests[name] != expected[name]["sha256"]]
   if not problems:
     return None
   more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""

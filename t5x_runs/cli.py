@@ -27,6 +27,9 @@
     korani checkpoint export-t5x MODEL_DIR --output DIR [--step N] [--dtype D]
                                                           ... as a t5x checkpoint
                                                           (msgpack + TensorStore)
+    korani checkpoint verify MODEL_DIR [--step N] [--hash]
+                                                          check a run's checkpoints
+                                                          against their manifests
     korani plan --gin_file=F [--gin.MACRO=value ...] --devices=N [--device_memory=GiB]
                                                           per-device memory of the
                                                           run's training step
@@ -498,8 +501,8 @@ def _report(argv: Sequence[str]) -> int:
 def _checkpoint_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="korani checkpoint",
-      description="Checkpoints of training runs in other formats (see "
-      "t5x_runs/exchange/).")
+      description="Checkpoints of training runs: in other formats (see "
+      "t5x_runs/exchange/), and checked against their manifests.")
   commands = parser.add_subparsers(dest="command", required=True)
   export = commands.add_parser(
       "export-hf",
@@ -525,6 +528,17 @@ def _checkpoint_parser() -> argparse.ArgumentParser:
                    help="the checkpoint step (default: the latest)")
   t5x.add_argument("--dtype", choices=("float32", "bfloat16"),
                    default="float32", help="stored dtype (default float32)")
+  verify = commands.add_parser(
+      "verify",
+      help="check a run's checkpoints against their manifest.json: file "
+      "sizes and the small files' sha256 (as a resumed run does), with "
+      "--hash every sha256; exit status 1 if one is damaged")
+  verify.add_argument("model_dir", metavar="MODEL_DIR",
+                      help="the model dir of a training run")
+  verify.add_argument("--step", type=int, default=None,
+                      help="only this step (default: every step)")
+  verify.add_argument("--hash", action="store_true",
+                      help="check every file's sha256 (reads the whole step)")
   return parser
 
 
@@ -565,12 +579,43 @@ def _checkpoint_export_t5x(args: argparse.Namespace) -> int:
   return 0
 
 
+def _checkpoint_verify(args: argparse.Namespace) -> int:
+  import tensorflow as tf
+  from korani_tasks import errors
+  from t5x_runs import checkpoints
+  store = checkpoints.CheckpointStore(args.model_dir, read_only=True)
+  try:
+    steps = store.all_steps()
+    if args.step is not None:
+      if args.step not in steps:
+        raise errors.MissingDataError(
+            f"no checkpoint for step {args.step} in {store.directory} "
+            f"(steps: {steps})")
+      steps = [args.step]
+    damaged = 0
+    for step in steps:
+      step_dir = store.step_dir(step)
+      if not tf.io.gfile.exists(os.path.join(step_dir, checkpoints.MANIFEST)):
+        print(f"step {step}: no {checkpoints.MANIFEST} (checked by restoring "
+              "it when a run resumes)")
+        continue
+      problem = checkpoints.check_manifest(step_dir, args.hash)
+      damaged += problem is not None
+      checked = ("every sha256" if args.hash
+                 else "sizes, sha256 of the files up to 1 MiB")
+      print(f"step {step}: {problem or 'ok (' + checked + ')'}")
+  finally:
+    store.close()
+  return EXIT_FAILED if damaged else 0
+
+
 def _checkpoint(argv: Sequence[str]) -> int:
   args = _parse(_checkpoint_parser(), argv)
   if isinstance(args, int):
     return args
   run = {"export-hf": _checkpoint_export_hf,
-         "export-t5x": _checkpoint_export_t5x}[args.command]
+         "export-t5x": _checkpoint_export_t5x,
+         "verify": _checkpoint_verify}[args.command]
   return _guard(f"korani checkpoint {args.command}", lambda: run(args))
 
 

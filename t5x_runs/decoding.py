@@ -16,8 +16,9 @@ per row, finished ones scored by log-likelihood / ((5 + length) / 6) ** alpha.
 
 `Predictor` is a seqio ``predict_fn``: it sorts a task's examples by input
 length, decodes them in batches whose inputs are cut to a length bucket (one
-compilation per (batch size, input bucket, max decode length)) and returns
-``[(index, token ids)]`` for seqio to detokenize and postprocess.
+compilation per (batch size, input bucket, max decode length)), data-parallel
+over the evaluation's mesh, and returns ``[(index, token ids)]`` for seqio to
+detokenize and postprocess.
 """
 
 import functools
@@ -30,6 +31,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from korani_tasks import errors
+from t5x_runs import partitioning
+from t5x_runs import scoring
 from t5x_runs.models import MT5
 
 EOS_ID = 1
@@ -218,11 +221,12 @@ def _zero_after_eos(tokens: jax.Array) -> jax.Array:
 
 
 def make_decode_fn(model: MT5, max_decode_length: int, beam_size: int = 1,
-                   alpha: float = 0.6):
+                   alpha: float = 0.6, shardings=None):
   """A jitted (params, encoder_input_tokens) -> tokens [b, max_decode_length].
 
   ``beam_size`` 1 is greedy decoding; more is `beam_search`. jax compiles it
-  once per encoder input shape.
+  once per encoder input shape. `shardings` (params', inputs', output's) are
+  the explicit in/out shardings, as `Predictor` sets them.
   """
   if max_decode_length < 1:
     raise errors.ConfigError(
@@ -237,7 +241,11 @@ def make_decode_fn(model: MT5, max_decode_length: int, beam_size: int = 1,
       tokens, _ = beam_search(model, params, encoder_input_tokens,
                               max_decode_length, beam_size, alpha)
       return tokens
-  return jax.jit(fn)
+  if shardings is None:
+    return jax.jit(fn)
+  param_shardings, input_sharding, output_sharding = shardings
+  return jax.jit(fn, in_shardings=(param_shardings, input_sharding),
+                 out_shardings=output_sharding)
 
 
 class Predictor:
@@ -246,34 +254,53 @@ class Predictor:
   Inputs longer than ``max_input_length`` tokens are truncated from the right
   (counted in ``num_truncated``), as in scoring. Rows are padded to
   ``batch_size``, so one compilation serves each input length bucket.
+
+  Decoding is data-parallel over `mesh` (default: one device), with explicit
+  shardings as the scorers': the parameters stay as restored, each batch is
+  split over 'data' (every process holds the whole evaluation data and fills
+  its own devices' rows), the tokens come back replicated. Batches are
+  dispatched without waiting for their tokens, which are fetched together
+  at the end.
   """
 
   def __init__(self, model: MT5, params: Any, batch_size: int,
                max_input_length: int, max_decode_length: int,
-               beam_size: int = 1, alpha: float = 0.6):
+               beam_size: int = 1, alpha: float = 0.6, mesh=None):
+    mesh = mesh if mesh is not None else partitioning.make_mesh(
+        1, jax.devices()[:1])
+    data_ways = mesh.shape[partitioning.DATA_AXIS]
+    if batch_size < 1 or batch_size % data_ways:
+      raise errors.ConfigError(
+          f"batch_size={batch_size} must be a positive multiple of the "
+          f"mesh's data-parallel size ({data_ways})")
     self.params = params
     self.batch_size = batch_size
     self.max_input_length = max_input_length
     self.max_decode_length = max_decode_length
     self.num_truncated = 0
-    self._decode = make_decode_fn(model, max_decode_length, beam_size, alpha)
+    self.batch_sharding = partitioning.batch_sharding(mesh)
+    self._decode = make_decode_fn(
+        model, max_decode_length, beam_size, alpha,
+        shardings=(jax.tree.map(lambda x: x.sharding, params),
+                   self.batch_sharding, partitioning.replicated(mesh)))
 
   def predict(self, encoder_input_tokens: np.ndarray) -> np.ndarray:
     """[n, enc_len] int ids -> tokens [n, max_decode_length] (input order)."""
-    # Imported here: the evaluator imports this module.
-    from t5x_runs.evaluator import bucket_length  # pylint: disable=g-import-not-at-top
     lengths = (encoder_input_tokens > 0).sum(axis=1)
     self.num_truncated += int((lengths > self.max_input_length).sum())
     out = np.zeros((len(lengths), self.max_decode_length), np.int32)
     order = np.argsort(lengths, kind="stable")
+    pending = []
     for start in range(0, len(order), self.batch_size):
       rows = order[start:start + self.batch_size]
-      width = bucket_length(int(lengths[rows].max(initial=1)),
-                            self.max_input_length)
+      width = scoring.bucket_length(int(lengths[rows].max(initial=1)),
+                                    self.max_input_length)
       batch = encoder_input_tokens[rows, :width]
       batch = np.pad(batch, [(0, self.batch_size - len(rows)),
                              (0, width - batch.shape[1])])
-      out[rows] = np.asarray(self._decode(self.params, batch))[:len(rows)]
+      batch = scoring.global_batch({"t": batch}, self.batch_sharding)["t"]
+      pending.append((rows, self._decode(self.params, batch)))
+    scoring.fill_rows(out, pending)
     return out
 
   def __call__(self, dataset: tf.data.Dataset

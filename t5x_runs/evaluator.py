@@ -133,6 +133,9 @@ def evaluate(*,
              progress: bool = True) -> list[results_lib.ResultRow]:
   """Scores the mixture's score-eval tasks; writes results.{json,md}.
 
+  In a multi-host run every process evaluates (each fills its own devices'
+  rows) and process 0 writes the result files.
+
   Args:
     model_dir: a training run's folder (checkpoints/, model_config.json,
       vocab.model).
@@ -179,18 +182,21 @@ def evaluate(*,
                                  share_encoder)
     predictor = decoding.Predictor(
         MT5(model_config), params, batch_size, max_input_length,
-        max_decode_length, beam_size, length_penalty_alpha)
+        max_decode_length, beam_size, length_penalty_alpha, mesh=mesh)
     total = sum(int(ds.cardinality()) if ds.cardinality() >= 0 else 0
                 for ds in evaluator.cached_model_datasets.values())
     with tqdm.tqdm(total=total or None, desc="score", unit="choice",
-                   disable=not progress, dynamic_ncols=True) as bar:
+                   disable=not (progress and jax.process_index() == 0),
+                   dynamic_ncols=True) as bar:
       rows = evaluate_tasks(evaluator, scorer, predictor, step=step,
                             split=split, bar=bar)
   rows = [dataclasses.replace(r, left_out_datasets=left_out) for r in rows]
-  output_dir = output_dir or os.path.join(model_dir, "eval")
-  results_lib.write_results(rows, output_dir, title=(
-      f"{mixture_or_task_name} — {split} split, checkpoint {step} of "
-      f"{model_dir}"))
+  # Every process evaluated the same examples; one writes the results.
+  if jax.process_index() == 0:
+    output_dir = output_dir or os.path.join(model_dir, "eval")
+    results_lib.write_results(rows, output_dir, title=(
+        f"{mixture_or_task_name} — {split} split, checkpoint {step} of "
+        f"{model_dir}"))
   return rows
 
 

@@ -80,6 +80,19 @@ def global_batch(batch: Mapping[str, np.ndarray], sharding
           for k, v in batch.items()}
 
 
+def fill_rows(out: np.ndarray,
+              pending: list[tuple[np.ndarray, jax.Array]]) -> None:
+  """Writes device results into `out` by row, fetching them all at once.
+
+  `pending` holds (rows, replicated result of a padded batch) pairs: the
+  batches were dispatched without waiting for their results (a host sync
+  per batch would leave the devices idle while the host prepares the next).
+  """
+  fetched = jax.device_get([result for _, result in pending])
+  for (rows, _), values in zip(pending, fetched):
+    out[rows] = values[:len(rows)]
+
+
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
   """`array` with zero rows appended up to `rows` rows."""
   return np.pad(array, [(0, rows - len(array))] + [(0, 0)] * (array.ndim - 1))
@@ -185,6 +198,7 @@ class ChoiceScorer(Scorer):
 
   def _score(self, features, input_lengths, target_lengths, scores, bar):
     order = np.lexsort((target_lengths, input_lengths))
+    pending = []
     for start in range(0, len(order), self.batch_size):
       rows = order[start:start + self.batch_size]
       width = bucket_length(int(input_lengths[rows].max()),
@@ -193,10 +207,10 @@ class ChoiceScorer(Scorer):
       batch[ENCODER_INPUTS] = _pad_rows(features[ENCODER_INPUTS][rows, :width],
                                         self.batch_size)
       batch = global_batch(batch, self.batch_sharding)
-      scores[rows] = np.asarray(self._score_batch(self.params, batch))[
-          :len(rows)]
+      pending.append((rows, self._score_batch(self.params, batch)))
       if bar is not None:
         bar.update(len(rows))
+    fill_rows(scores, pending)
 
 
 def distinct_inputs(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -352,6 +366,7 @@ class SharedEncoderScorer(Scorer):
                              np.arange(len(first_rows) + 1))
     blocks, capacity = self.blocks(input_lengths, target_lengths, input_of_row)
     position = np.zeros(len(first_rows), np.int32)
+    pending = []
     for block in blocks:
       width = bucket_length(int(input_lengths[first_rows[block]].max()),
                             self.max_input_length)
@@ -368,10 +383,11 @@ class SharedEncoderScorer(Scorer):
         batch["source"] = _pad_rows(position[input_of_row[part]],
                                     self.batch_size)
         batch = global_batch(batch, self.batch_sharding)
-        scores[part] = np.asarray(
-            self._score_batch(self.params, encoded, tokens, batch))[:len(part)]
+        pending.append(
+            (part, self._score_batch(self.params, encoded, tokens, batch)))
         if bar is not None:
           bar.update(len(part))
+    fill_rows(scores, pending)
 
 
 def make_scorer(model: MT5, params: Any, mesh, batch_size: int,

@@ -299,6 +299,7 @@ def train(*,
           checkpoint_period: int = 1000,
           checkpoint_data_iterator: bool = True,
           keep_checkpoints: int | None = 3,
+          verify_checkpoint_hashes: bool = False,
           log_period: int = 10,
           use_cached: bool = False,
           inputs_eos: bool = True,
@@ -325,6 +326,9 @@ def train(*,
   (`korani_tasks.protocol`). `allow_absent_datasets` trains on the datasets
   of the mixture whose files are present and logs the others (False: an
   error naming every absent one; `korani_tasks.availability`).
+  Checkpoints are written in the background while training goes on
+  (checkpoints.py). `verify_checkpoint_hashes` checks every sha256 of the
+  checkpoint a run resumes from, not only its files' sizes.
   """
   protocol.configure(inputs_eos=inputs_eos)
   left_out = ()
@@ -347,7 +351,9 @@ def train(*,
   model = MT5(config)
   optimizer = make_optimizer()
   lengths = dict(task_feature_lengths)
-  store = checkpoints.CheckpointStore(model_dir, max_to_keep=keep_checkpoints)
+  store = checkpoints.CheckpointStore(
+      model_dir, max_to_keep=keep_checkpoints,
+      verify_hashes=verify_checkpoint_hashes)
   state = init_train_state(
       model, optimizer, mesh, rules, lengths, seed,
       init_checkpoint=None if store.all_steps() else init_checkpoint)
@@ -405,7 +411,8 @@ def train(*,
           if step % checkpoint_period == 0 or step == num_train_steps:
             store.save(step, params, opt_state, metadata,
                        data_iterator=(data.tf_iterator
-                                      if checkpoint_data_iterator else None))
+                                      if checkpoint_data_iterator else None),
+                       wait=step == num_train_steps)
       finally:
         steps.close()
         writer.flush()

@@ -7,7 +7,10 @@ dropout on. Every resumed run must end with parameters bit-identical to
 one uninterrupted run.
 """
 
+import builtins
+import errno
 import itertools
+import json
 import os
 import pathlib
 import random
@@ -21,6 +24,7 @@ import threading
 import jax
 import numpy as np
 import pytest
+import tensorflow as tf
 from etils import epath
 
 from korani_tasks import errors
@@ -216,8 +220,8 @@ def run_copy(straight_run, tmp_path):
   return model_dir
 
 
-def _restore_latest(model_dir, abstract_state):
-  store = checkpoints.CheckpointStore(model_dir)
+def _restore_latest(model_dir, abstract_state, **store_options):
+  store = checkpoints.CheckpointStore(model_dir, **store_options)
   try:
     return store.restore_latest(*abstract_state), store.all_steps()
   finally:
@@ -240,20 +244,166 @@ def test_damage_without_a_manifest_is_found_by_restoring(
 
 
 @pytest.mark.slow
-def test_damage_that_keeps_the_size_is_caught_by_the_hash(
-    run_copy, abstract_state, caplog):
+def test_damage_that_keeps_the_size_is_caught_by_the_hash_on_request(
+    run_copy, abstract_state, caplog, monkeypatch):
   """Orbax restores an array file with flipped bytes without complaint;
-  the manifest's sha256 catches it."""
+  start-up checks only sizes (and small files' hashes) by default, the
+  manifest's sha256 catches it when hashes are verified. (The tiny model's
+  files are small: here files over 1 KiB count as large.)"""
+  monkeypatch.setattr(checkpoints, "HASHED_FILE_BYTES", 1 << 10)
   step_dir = run_copy / "checkpoints" / str(STEPS)
   damaged = _largest_file(step_dir / "params")
+  assert damaged.stat().st_size > checkpoints.HASHED_FILE_BYTES
   data = bytearray(damaged.read_bytes())
   middle = len(data) // 2
   data[middle:middle + 100] = bytes(b ^ 0xFF for b in data[middle:middle + 100])
   damaged.write_bytes(bytes(data))
-  resumed, _ = _restore_latest(run_copy, abstract_state)
+  assert checkpoints.check_manifest(str(step_dir)) is None
+  problem = (f"{damaged.relative_to(step_dir)} differs from what was written "
+             "(sha256)")
+  assert checkpoints.check_manifest(str(step_dir), verify_hashes=True) == problem
+  # Two processes' shares: one of them hashes the file.
+  assert {checkpoints.check_manifest(str(step_dir), True, (i, 2))
+          for i in range(2)} == {None, problem}
+  resumed, _ = _restore_latest(run_copy, abstract_state, verify_hashes=True)
   assert resumed.step == STEPS - CHECKPOINT_PERIOD
-  assert (f"{damaged.relative_to(step_dir)} differs from what was written "
-          "(sha256)") in caplog.text
+  assert problem in caplog.text
+
+
+@pytest.mark.slow
+def test_korani_checkpoint_verify(run_copy, monkeypatch, capsys):
+  """`korani checkpoint verify` checks sizes; --hash every sha256."""
+  from t5x_runs import cli  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(checkpoints, "HASHED_FILE_BYTES", 1 << 10)
+  assert cli.main(["checkpoint", "verify", str(run_copy)]) == 0
+  out = capsys.readouterr().out
+  assert out.count(": ok (sizes, sha256 of the files up to 1 MiB)") == 3
+  step_dir = run_copy / "checkpoints" / str(STEPS)
+  damaged = _largest_file(step_dir / "params")
+  data = bytearray(damaged.read_bytes())
+  data[-10:] = bytes(b ^ 0xFF for b in data[-10:])
+  damaged.write_bytes(bytes(data))
+  assert cli.main(["checkpoint", "verify", str(run_copy),
+                   f"--step={STEPS}"]) == 0
+  assert cli.main(["checkpoint", "verify", str(run_copy), "--hash"]) == 1
+  out = capsys.readouterr().out
+  assert (f"step {STEPS}: {damaged.relative_to(step_dir)} differs from what "
+          "was written (sha256)") in out
+  assert "step 10: ok (every sha256)" in out
+
+
+def _fail_reads(monkeypatch, suffix: str, times: int) -> list[str]:
+  """Makes Python's open() of a file whose path ends with `suffix` fail
+  with EIO the first `times` times (orbax reads its JSON metadata through
+  it); returns the paths it failed."""
+  real_open = builtins.open
+  failed = []
+
+  def flaky_open(file, *args, **kwargs):
+    if str(file).endswith(suffix) and len(failed) < times:
+      failed.append(str(file))
+      raise OSError(errno.EIO, os.strerror(errno.EIO), str(file))
+    return real_open(file, *args, **kwargs)
+
+  monkeypatch.setattr(builtins, "open", flaky_open)
+  return failed
+
+
+@pytest.mark.slow
+def test_a_transient_read_error_is_retried_and_the_step_used(
+    run_copy, abstract_state, monkeypatch, caplog):
+  """An I/O error reading the newest step (once) costs a retry, not the
+  step: it is restored and stays where it is."""
+  failed = _fail_reads(
+      monkeypatch, f"checkpoints/{STEPS}/{checkpoints.METADATA}/metadata", 1)
+  resumed, steps_left = _restore_latest(
+      run_copy, abstract_state, retry=checkpoints.RetryPolicy(3, 0.01))
+  assert len(failed) == 1
+  assert resumed.step == STEPS
+  assert steps_left == [8, 10, 12]
+  assert not (run_copy / checkpoints.UNUSABLE_DIR).exists()
+  assert (f"Reading checkpoint {STEPS} failed (attempt 1 of 3) with a "
+          "transient error, OSError: [Errno 5]") in caplog.text
+  assert "unusable" not in caplog.text
+
+
+@pytest.mark.slow
+def test_a_persistent_read_error_stops_and_keeps_every_step(
+    run_copy, abstract_state, monkeypatch):
+  failed = _fail_reads(
+      monkeypatch, f"checkpoints/{STEPS}/{checkpoints.METADATA}/metadata", 99)
+  with pytest.raises(checkpoints.CheckpointUnreadableError) as raised:
+    _restore_latest(run_copy, abstract_state,
+                    retry=checkpoints.RetryPolicy(3, 0.01))
+  assert len(failed) == 3
+  message = str(raised.value)
+  assert f"could not read checkpoint {STEPS}" in message
+  assert "after 3 attempts: OSError: [Errno 5]" in message
+  assert "left in place" in message
+  assert _saved_steps(run_copy) == [8, 10, 12]
+  assert not (run_copy / checkpoints.UNUSABLE_DIR).exists()
+
+
+def test_transient_and_damage_errors_are_told_apart():
+  transient = [
+      OSError(errno.EIO, "Input/output error"), TimeoutError("timed out"),
+      ConnectionResetError(), PermissionError(errno.EACCES, "denied"),
+      tf.errors.UnavailableError(None, None, "socket closed"),
+      ValueError("UNAVAILABLE: Error reading gs://b/x: 503 Service "
+                 "Unavailable"),
+      ValueError("DEADLINE_EXCEEDED: deadline exceeded"),
+  ]
+  wrapped = RuntimeError("restore failed")
+  wrapped.__cause__ = tf.errors.DeadlineExceededError(None, None, "slow")
+  transient.append(wrapped)
+  damage = [
+      FileNotFoundError(errno.ENOENT, "No such file"),
+      errors.MissingDataError("no data iterator"),
+      ValueError("DATA_LOSS: Error reading local file: unexpected EOF"),
+      ValueError("FAILED_PRECONDITION: Error decoding manifest"),
+      tf.errors.DataLossError(None, None, "truncated record"),
+      json.JSONDecodeError("Expecting value", "", 0),
+      KeyError("params"),
+  ]
+  assert [checkpoints.is_transient(e) for e in transient] == [True] * len(
+      transient)
+  assert [checkpoints.is_transient(e) for e in damage] == [False] * len(damage)
+
+
+@pytest.mark.slow
+def test_a_step_that_cannot_be_renamed_is_copied_aside(
+    run_copy, abstract_state, monkeypatch):
+  """Where folders cannot be renamed (object stores) a damaged step is
+  copied aside and removed only after the copy is checked; where even that
+  fails the run stops and nothing is deleted."""
+  _truncate(_largest_file(run_copy / "checkpoints" / str(STEPS) / "params"))
+  real_rename = tf.io.gfile.rename
+
+  def rename_files_only(source, target, overwrite=False):
+    if tf.io.gfile.isdir(source):
+      raise tf.errors.UnimplementedError(None, None, "no folder renames")
+    return real_rename(source, target, overwrite)
+
+  monkeypatch.setattr(tf.io.gfile, "rename", rename_files_only)
+  copy = run_copy.parent / "copy_before"
+  shutil.copytree(run_copy, copy)
+  resumed, steps_left = _restore_latest(run_copy, abstract_state)
+  assert resumed.step == STEPS - CHECKPOINT_PERIOD
+  assert steps_left == [8, 10]
+  aside = run_copy / checkpoints.UNUSABLE_DIR / str(STEPS)
+  assert (aside / checkpoints.UNUSABLE_NOTE).exists()
+  assert (aside / checkpoints.MANIFEST).exists()
+
+  monkeypatch.setattr(tf.io.gfile, "copy", _raise_unavailable)
+  with pytest.raises(checkpoints.CheckpointUnreadableError) as raised:
+    _restore_latest(copy, abstract_state)
+  assert "could not be moved" in str(raised.value)
+  assert "nothing was deleted" in str(raised.value)
+  assert _saved_steps(copy) == [8, 10, 12]
+
+
+def _raise_unavailable(*args, **kwargs):
+  raise tf.errors.UnavailableError(None, None, "storage unavailable")
 
 
 @pytest.mark.slow

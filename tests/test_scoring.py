@@ -172,10 +172,11 @@ def test_a_choice_longer_than_max_target_length_is_a_config_error(tiny):
     scorer.score_features(features)
 
 
-# Run in a subprocess with 4 host devices: a (2 data x 2 model) mesh.
+# Run in a subprocess with 4 host devices: (4 data x 1 model) and (2 data x
+# 2 model) meshes; decoding is compared with one device's too.
 _MULTIDEVICE = """
 import flax.linen as nn, jax, jax.numpy as jnp, numpy as np
-from t5x_runs import partitioning, scoring
+from t5x_runs import decoding, partitioning, scoring
 from t5x_runs.models import MT5, mt5_config
 assert jax.device_count() == 4
 model = MT5(mt5_config("tiny", vocab_size=512))
@@ -205,12 +206,31 @@ reference = scores[(1, False)]
 for key, got in scores.items():
   np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-4,
                              err_msg=str(key))
-print("OK", len(reference), float(reference.min()))
+# Decoding: 16 inputs of 16 tokens (one length bucket), greedy on three
+# meshes, beam search on two.
+decode_inputs = rng.integers(2, 512, (16, 16)).astype(np.int32)
+tokens = {}
+for name, mesh, beams in (
+    ("1", partitioning.make_mesh(1, jax.devices()[:1]), (1, 2)),
+    ("4x1", partitioning.make_mesh(1), (1,)),
+    ("2x2", partitioning.make_mesh(2), (1, 2))):
+  with mesh, nn.logical_axis_rules(partitioning.standard_logical_axis_rules()):
+    params = jax.device_put(nn.unbox(boxed), partitioning.param_shardings(
+        boxed, mesh))
+    for beam in beams:
+      predictor = decoding.Predictor(model, params, 8, 16, 5, beam_size=beam,
+                                     mesh=mesh)
+      tokens[(name, beam)] = predictor.predict(decode_inputs)
+for (name, beam), got in tokens.items():
+  np.testing.assert_array_equal(got, tokens[("1", beam)],
+                                err_msg=f"mesh {name}, beam {beam}")
+assert (tokens[("1", 1)] > 0).any()
+print("OK", len(reference), float(reference.min()), "decoded", len(tokens))
 """
 
 
 @pytest.mark.slow
-def test_shared_scorer_on_a_sharded_mesh_equals_one_device():
+def test_scorers_and_decoding_on_sharded_meshes_equal_one_device():
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=4")
   result = subprocess.run([sys.executable, "-c", _MULTIDEVICE], env=env,
