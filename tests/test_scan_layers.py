@@ -22,6 +22,7 @@ from t5x_runs import exchange
 from t5x_runs import layer_optimizer
 from t5x_runs import losses
 from t5x_runs import partitioning
+from t5x_runs import scoring
 from t5x_runs import trainer
 from t5x_runs.exchange import hf_mt5
 from t5x_runs.exchange import t5x_checkpoint
@@ -154,3 +155,26 @@ def test_checkpoint_exchange_stacks_and_unstacks(params, tmp_path):
   assert not hf_config.scan_layers
   for a, b in zip(jax.tree.leaves(hf_params), jax.tree.leaves(params)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_shared_encoder_scores_of_a_scanned_model_equal_unscanned():
+  """SharedEncoderScorer intercepts the cross-attention projections: a
+  scanned decoder has one such module for all its (here 3) layers."""
+  config = dataclasses.replace(CONFIG, num_decoder_layers=3)
+  params = nn.unbox(MT5(config).init(jax.random.key(2), ENC, DEC)["params"])
+  mesh = partitioning.make_mesh(1, jax.devices()[:1])
+  rows = np.repeat(ENC, 2, axis=0)  # two choices per input
+  choices = np.concatenate([TARGETS, TARGETS[::-1]])[:len(rows)]
+  features = {
+      "encoder_input_tokens": rows,
+      "decoder_input_tokens": np.pad(choices, [(0, 0), (1, 0)])[:, :-1],
+      "decoder_target_tokens": choices,
+      "decoder_loss_weights": (choices > 0).astype(np.float32)}
+  scores = {}
+  for scan in (False, True):
+    model = MT5(dataclasses.replace(config, scan_layers=scan))
+    p = jax.device_put(stack_layers(params) if scan else params,
+                       partitioning.replicated(mesh))
+    scores[scan] = scoring.SharedEncoderScorer(
+        model, p, mesh, 8, 16, 8).score_features(features)
+  np.testing.assert_allclose(scores[True], scores[False], rtol=1e-5)
