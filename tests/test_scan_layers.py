@@ -9,6 +9,7 @@ batch-first.
 """
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ import optax
 import pytest
 from flax import linen as nn
 
+from korani_tasks import errors
 from t5x_runs import decoding
 from t5x_runs import exchange
 from t5x_runs import layer_optimizer
@@ -178,3 +180,12 @@ def test_shared_encoder_scores_of_a_scanned_model_equal_unscanned():
     scores[scan] = scoring.SharedEncoderScorer(
         model, p, mesh, 8, 16, 8).score_features(features)
   np.testing.assert_allclose(scores[True], scores[False], rtol=1e-5)
+
+
+def test_a_run_resumes_only_with_the_layout_it_started_with(tmp_path):
+  saved = dataclasses.asdict(CONFIG)
+  del saved["scan_layers"]  # written before the field existed
+  (tmp_path / trainer.MODEL_CONFIG_FILE).write_text(json.dumps(saved))
+  trainer._check_same_model(str(tmp_path), CONFIG)  # pylint: disable=protected-access
+  with pytest.raises(errors.ConfigError, match=r"'scan_layers': \(False, True\)"):
+    trainer._check_same_model(str(tmp_path), SCANNED)  # pylint: disable=protected-access
