@@ -42,6 +42,20 @@ flax ``'cache'`` collection, per decoder layer::
     decoder/layers_{i}/encoder_decoder_attention/{cached_key,cached_value}
         [b, enc_len, heads, head_dim]; the projected encoder output
 
+``config.scan_layers`` runs each layer stack as one ``nn.scan`` (t5x's
+``scan_layers``): XLA compiles one layer instead of all of them. The layers'
+parameters are then stacked along a new first axis, with the logical axis
+name 'layers' (replicated), in one module per stack::
+
+    encoder/layers/attention/query/kernel                    [layers, E, HD]
+    decoder/layers/mlp/wo/kernel                             [layers, M, E]
+    ...                  (every encoder/layers_{i} and decoder/layers_{i} entry)
+
+`stack_layers` and `unstack_layers` convert between the two trees; the
+function, the remat policies and the decoding cache's layout (below, with
+``layers/`` for ``layers_{i}/`` and an extra layers axis after the batch)
+are the same.
+
 A ``decode(..., decode=True)`` call with a mutable, empty ``'cache'`` and
 decoder inputs of the full decode length creates the cache (cross-attention
 keys and values are projected then, once); each later call takes one token
@@ -412,7 +426,8 @@ def _scan_layers(layer: nn.Module, length: int, x: jax.Array, *broadcast):
   the logical axis name ``LAYERS_AXIS``; each step of the scan reads its
   own slice (and its own dropout key). ``broadcast`` (masks, position bias,
   the static ``deterministic``/``decode`` flags) is the same for every
-  layer. The 'cache' collection is stacked along its first axis as well.
+  layer. Inside the scan the 'cache' collection is stacked along its first
+  axis too; outside it keeps the batch first (`_cache_layout`).
   """
   def body(module, carry, *args):
     return module(carry, *args), None
@@ -486,14 +501,10 @@ class Decoder(nn.Module):
     # Decoding computes no gradients: its layers are never rematerialized.
     layer = _layer_class(DecoderLayer,
                          "none" if decode else cfg.remat_policy)
-    if cfg.scan_layers and not decode:
+    if cfg.scan_layers:
       y = _scan_layers(layer(cfg, name=SCANNED_LAYERS), cfg.num_decoder_layers,
                        y, encoded, self_mask, cross_mask, position_bias,
-                       deterministic)
-    elif cfg.scan_layers:
-      y = _scan_layers(layer(cfg, name=SCANNED_LAYERS), cfg.num_decoder_layers,
-                       y, encoded, self_mask, cross_mask, position_bias,
-                       deterministic, True)
+                       deterministic, *((True,) if decode else ()))
     for i in range(0 if cfg.scan_layers else cfg.num_decoder_layers):
       # Positional arguments: nn.remat marks `deterministic` static by index.
       if decode:
