@@ -1,6 +1,7 @@
 # Set-up and main commands. `make demo` and `make test` install first.
 #
-#   make install   create .venv and install the package, its test extras and
+#   make install   create .venv and install the package, its test and cache
+#                  extras (Apache Beam, for seqio's offline cache job) and
 #                  the promptsource templates (used by the P3 tasks)
 #   make demo      the main job: train a tiny mT5 on KoBEST, score held-out
 #                  tasks in Korean and English templates (gin/demo.gin)
@@ -10,12 +11,14 @@
 #                  a dated entry to bench/RESULTS.md (BENCH_ARGS=--quick: fewer
 #                  steps, for trying it out)
 #
-# KORANI_DATA_DIR: the raw source files; defaults to ../shared/data/raw.
+# KORANI_DATA_DIR: the raw source files; defaults to ../shared/data/raw where
+# it exists, else the demo uses ~/.cache/korani/data and downloads the KoBEST
+# files it needs there on its first run.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-KORANI_DATA_DIR ?= $(abspath ../shared/data/raw)
+KORANI_DATA_DIR ?= $(wildcard $(abspath ../shared/data/raw))
 DEMO_OUTPUT ?= demo_output
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
@@ -29,7 +32,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install -e ".[test,cache]"
 	$(BIN)/python -m pip install --no-deps --ignore-requires-python promptsource==0.2.3
 	touch $@
 

@@ -47,8 +47,12 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=setuptools.find_packages(
-        include=["korani_tasks*", "mixtures*", "t5x_runs*"]),
+        include=["korani_tasks*", "mixtures*", "t5x_runs*"]) + ["korani_gin"],
+    # The gin files, installed as the data package korani_gin (found by
+    # t5x_runs.gin_utils through importlib.resources); gin/ stays where it is.
+    package_dir={"korani_gin": "gin"},
     package_data={
+        "korani_gin": ["*.gin", "*/*.gin", "*/*/*.gin", "*.md", "*/*.md"],
         "korani_tasks": ["catalog.yaml", "heldout.yaml", "templates/*.yaml",
                          "p3/catalog.yaml", "p3/templates_ko/*.yaml"],
     },
@@ -61,6 +65,13 @@ setuptools.setup(
                  "torch==2.13.0", "hypothesis>=6.100"],
         # Reading PyTorch state dicts (pytorch_model.bin) of HF checkpoints.
         "hf": ["torch", "transformers>=4.40"],
+        # seqio's offline cache job (seqio.scripts.cache_tasks_main) on Apache
+        # Beam; [tfrecord] brings crcmod for the TFRecord sink. Beam 2.77
+        # needs protobuf<7 (and pyarrow<26), and sentencepiece 0.2.3's
+        # generated code refuses a protobuf 6 runtime (VersionError: gencode
+        # 7.36.1, runtime 6.33.x); 0.2.2's works with protobuf 6 and 7.
+        "cache": ["apache-beam[tfrecord]>=2.77,<3",
+                  "sentencepiece>=0.2,<0.2.3"],
     },
     entry_points={
         "console_scripts": ["korani=t5x_runs.cli:main"],

@@ -73,6 +73,11 @@ from korani_tasks import paths
 _log = logging.getLogger(__name__)
 
 MIRROR_ENV = "KORANI_DOWNLOAD_MIRROR"
+MIRROR_HELP = (
+    "Where the canonical URLs are unreachable, download from a copy: "
+    "korani data download NAME... --mirror URL (a base URL or local folder "
+    "laid out as the data folder; or set $" + MIRROR_ENV + "). Run the "
+    "command again to resume.")
 PART_SUFFIX = ".part"
 
 DOWNLOADED = "downloaded"

@@ -106,9 +106,10 @@ def release_dir(required: bool = True) -> pathlib.Path | None:
   return path
 
 
-def cache_dir() -> pathlib.Path:
+def cache_dir(create: bool = True) -> pathlib.Path:
   """Returns (and creates) the folder for caches such as trained vocabularies."""
   value = os.environ.get(CACHE_DIR_ENV) or "~/.cache/korani"
   path = pathlib.Path(value).expanduser()
-  path.mkdir(parents=True, exist_ok=True)
+  if create:
+    path.mkdir(parents=True, exist_ok=True)
   return path

@@ -4,9 +4,15 @@ Data flow of a task (see tasks.py)::
 
     raw record ──apply_prompt_template──▶ {inputs, targets, answer_choices,
                                            answer_index}
-      train task:      ──tokenize──▶ ──append_eos_after_trim──▶
-      score-eval task: ──rank_classification──▶ one example per choice
-                       ──tokenize──▶ ──append_eos_after_trim──▶
+      train task:      ──select_inputs_targets──▶ ┊cache┊ ──tokenize──▶
+                       ──append_eos_after_trim──▶
+      score-eval task: ┊cache┊ ──rank_classification──▶ one example per
+                       choice ──tokenize──▶ ──append_eos_after_trim──▶
+
+┊cache┊ is the task's `seqio.CacheDatasetPlaceholder` (korani_tasks/caching.py):
+the offline cache holds rendered text. The source's ``example_index`` (the
+record's position in its split, `sources.EXAMPLE_INDEX`) passes through the
+rendering and numbers the examples of a score-eval task.
 
 The template language is a parameter of `apply_prompt_template`, independent
 of the data: the same Korean record can be rendered with the Korean template
@@ -18,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
+from korani_tasks.sources import EXAMPLE_INDEX
 from korani_tasks.templates import PromptTemplate
 
 
@@ -60,9 +67,10 @@ def apply_prompt_template(dataset: tf.data.Dataset,
       {"inputs": "…\\nQuestion: …\\nAnswer:", "targets": "Yes",
        "answer_choices": ["No", "Yes"], "answer_index": 1}
 
-  ``answer_index`` is -1 for generation templates (no choices).
+  ``answer_index`` is -1 for generation templates (no choices). A record's
+  ``example_index`` is kept as it is (not shown to the template).
   """
-  keys = sorted(dataset.element_spec)
+  keys = sorted(k for k in dataset.element_spec if k != EXAMPLE_INDEX)
 
   def render(*values):
     record = decode_record(dict(zip(keys, values)))
@@ -81,10 +89,19 @@ def apply_prompt_template(dataset: tf.data.Dataset,
     targets.set_shape([])
     choices.set_shape([None])
     answer_index.set_shape([])
-    return {"inputs": inputs, "targets": targets, "answer_choices": choices,
-            "answer_index": answer_index}
+    return with_example_index(
+        {"inputs": inputs, "targets": targets, "answer_choices": choices,
+         "answer_index": answer_index}, ex)
 
   return dataset.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def with_example_index(rendered: dict[str, Any],
+                       record: Mapping[str, Any]) -> dict[str, Any]:
+  """`rendered` with the record's `EXAMPLE_INDEX`, where it has one."""
+  if EXAMPLE_INDEX in record:
+    rendered[EXAMPLE_INDEX] = record[EXAMPLE_INDEX]
+  return rendered
 
 
 def select_inputs_targets(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -105,10 +122,21 @@ def rank_classification(dataset: tf.data.Dataset) -> tf.data.Dataset:
       {"inputs": x, "targets": "No",  "idx": [7, 0], "is_correct": False}
       {"inputs": x, "targets": "Yes", "idx": [7, 1], "is_correct": True}
 
-  Examples are numbered in dataset order (the eval split is not shuffled).
-  """
+  The example number is the record's ``example_index`` (its position in the
+  split, `sources.EXAMPLE_INDEX`), so it is the same however the split's files
+  are read (in order, sharded, or by a Beam job one file at a time).
 
-  def expand(index, ex):
+  Raises:
+    ValueError: the examples have no ``example_index``.
+  """
+  if EXAMPLE_INDEX not in dataset.element_spec:
+    raise ValueError(
+        f"rank_classification needs each example's {EXAMPLE_INDEX!r} (from "
+        "KoraniTfdsSource(..., example_index=True)); got features "
+        f"{sorted(dataset.element_spec)}")
+
+  def expand(ex):
+    index = ex[EXAMPLE_INDEX]
     tf.debugging.assert_positive(
         tf.size(ex["answer_choices"]),
         message="rank_classification needs answer choices (a generation "
@@ -123,4 +151,4 @@ def rank_classification(dataset: tf.data.Dataset) -> tf.data.Dataset:
         "is_correct": tf.equal(choice, ex["answer_index"]),
     })
 
-  return dataset.enumerate().flat_map(expand)
+  return dataset.flat_map(expand)

@@ -24,6 +24,7 @@ import logging
 import tensorflow as tf
 
 from korani_tasks import catalog
+from korani_tasks import preprocessors
 from korani_tasks import sources
 from korani_tasks import tasks
 from korani_tasks.tfds_builders import release
@@ -42,9 +43,10 @@ def render_release(dataset: tf.data.Dataset) -> tf.data.Dataset:
   ``{"inputs": x, "targets": y, "answer_choices": c, "answer_index": i}``.
   """
   return dataset.map(
-      lambda ex: {"inputs": ex["input"], "targets": ex["output"],
-                  "answer_choices": ex["choices"],
-                  "answer_index": ex["answer_index"]},
+      lambda ex: preprocessors.with_example_index(
+          {"inputs": ex["input"], "targets": ex["output"],
+           "answer_choices": ex["choices"],
+           "answer_index": ex["answer_index"]}, ex),
       num_parallel_calls=tf.data.AUTOTUNE)
 
 
@@ -70,7 +72,7 @@ def render_scorable(dataset: tf.data.Dataset, source: sources.KoraniTfdsSource,
 def register_dataset(dataset: catalog.DatasetInfo) -> list[str]:
   """Registers the release task(s) of one dataset; returns their names."""
   source = sources.KoraniTfdsSource(release.builder_name(dataset.key),
-                                    splits=SPLITS)
+                                    splits=SPLITS, example_index=True)
   kinds = [tasks.TRAIN] + ([tasks.SCORE_EVAL] if dataset.kind == "nlu" else [])
   names = []
   for kind in kinds:

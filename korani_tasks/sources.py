@@ -16,12 +16,18 @@ release (`korani_tasks.tfds_builders.release`)::
 
 `prepare` writes the dataset to the TFDS data dir (``tfds_data_dir``, else
 ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``) and prepares it again when
-the source files' sha256 differ from those recorded at preparation.
+the source files' sha256 differ from those recorded at preparation. Files are
+hashed when a dataset is prepared (and by ``korani data verify``); on later
+uses a file is hashed again only if its size or mtime changed, and a prepared
+copy whose source files are gone (or whose data folder is unset) is used as it
+is.
 
 A builder used here must provide, besides the TFDS interface,
 ``source_checksums(manual_dir)`` (sha256 of each current source file, called on
 the builder instance; raises MissingDataError for a missing one) and
-``prepared_source_checksums()`` (those recorded in its prepared copy), as
+``prepared_source_checksums()`` (those recorded in its prepared copy), with
+``source_checksums(manual_dir, digest=raw.file_stat)`` for sizes and mtimes
+(recorded as ``raw.SOURCE_STAT`` in its metadata), as
 `korani_tasks.tfds_builders.raw.RawSourceBuilder` does. It may provide
 ``default_manual_dir()`` (classmethod: the folder its files are read from;
 default ``$KORANI_DATA_DIR``) and ``missing_split_message(split)`` (why a split
@@ -36,10 +42,12 @@ import os
 import pathlib
 import threading
 
+import numpy as np
 import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from korani_tasks import download
 from korani_tasks import errors
 from korani_tasks import paths
 # Importing the builders registers them with TFDS (see tfds.builder_cls).
@@ -47,6 +55,28 @@ from korani_tasks.tfds_builders import raw as _raw  # noqa: F401
 from korani_tasks.tfds_builders import release as _release  # noqa: F401
 
 _log = logging.getLogger(__name__)
+
+# The field `KoraniTfdsSource(..., example_index=True)` adds to each record:
+# the record's position in its whole split (int64), the same whichever file
+# or shard it is read from.
+EXAMPLE_INDEX = "example_index"
+# A TFDS example id: "<dataset>-<split>.<format>-<shard>-of-<shards>__<index>".
+_TFDS_ID_PATTERN = r"^.*-([0-9]+)-of-[0-9]+__([0-9]+)$"
+
+
+def example_index(tfds_id: tf.Tensor, shard_lengths: Sequence[int]
+                  ) -> tf.Tensor:
+  """The position in its split of the example with TFDS id `tfds_id`.
+
+  With shard lengths [5, 4], ``kobest_copa-validation.tfrecord-00001-of-00002__3``
+  (example 3 of shard 1) is example 5 + 3 = 8 of the split.
+  """
+  offsets = tf.constant(np.cumsum([0] + list(shard_lengths[:-1])), tf.int64)
+  shard = tf.strings.to_number(
+      tf.strings.regex_replace(tfds_id, _TFDS_ID_PATTERN, r"\1"), tf.int64)
+  offset = tf.strings.to_number(
+      tf.strings.regex_replace(tfds_id, _TFDS_ID_PATTERN, r"\2"), tf.int64)
+  return tf.gather(offsets, shard) + offset
 
 
 @contextlib.contextmanager
@@ -79,6 +109,30 @@ def _full_name(builder: tfds.core.DatasetBuilder) -> str:
   return f"{builder.name}/{config.name}" if config else builder.name
 
 
+def _is_current(builder: tfds.core.DatasetBuilder,
+                manual_dir: pathlib.Path) -> bool:
+  """Whether a prepared copy was made from the source files as they are now.
+
+  Compares sizes and mtimes with those recorded at preparation, and hashes
+  only the files where they differ (a file touched but not changed is still
+  current). No source file in `manual_dir`: the copy stands alone (current).
+  """
+  try:
+    stats = builder.source_checksums(manual_dir, digest=_raw.file_stat)
+  except errors.MissingDataError:
+    _log.info("%s: no source file in %s; using the prepared copy in %s",
+              _full_name(builder), manual_dir, builder.data_dir)
+    return True
+  recorded_sha = builder.prepared_source_checksums()
+  recorded_stats = dict(builder.info.metadata.get(_raw.SOURCE_STAT, {}))
+  if set(stats) != set(recorded_sha):
+    return False
+  changed = [name for name, stat in stats.items()
+             if list(recorded_stats.get(name, [])) != list(stat)]
+  return all(download.file_sha256(pathlib.Path(manual_dir, name))
+             == recorded_sha[name] for name in changed)
+
+
 def prepare(
     builder_cls: type[tfds.core.DatasetBuilder],
     tfds_data_dir: str | os.PathLike | None = None,
@@ -87,7 +141,9 @@ def prepare(
   """Prepares a KORANI builder from its source files unless it is current.
 
   The prepared copy is current if it exists and was made from source files with
-  the same sha256 as now. Otherwise it is (re)written under an exclusive lock
+  the same sha256 as now (`_is_current`: checked by size and mtime, hashing
+  only changed files), or if it exists and its source files are not there
+  (the data folder unset, or without them). Otherwise it is (re)written under an exclusive lock
   file ``<tfds_data_dir>/<name>[/<config>]/.<version>.lock``, so that
   concurrent processes prepare it once; TFDS writes into a temporary folder and
   renames it when complete, so a failure leaves no partial dataset.
@@ -104,17 +160,23 @@ def prepare(
     A builder for the current prepared copy, ready for `as_dataset`.
 
   Raises:
-    MissingDataError: the manual dir (`manual_dir_of`, e.g.
-      ``$KORANI_DATA_DIR``) is unset or lacks a source file.
+    MissingDataError: the dataset is not prepared and the manual dir
+      (`manual_dir_of`, e.g. ``$KORANI_DATA_DIR``) is unset or lacks a
+      source file.
   """
-  manual_dir = manual_dir_of(builder_cls)
   data_dir = os.fspath(
       tfds_data_dir or tfds.core.constants.get_default_data_dir())
   new_builder = lambda: builder_cls(data_dir=data_dir, config=config)
   builder = new_builder()
-  checksums = builder.source_checksums(manual_dir)
-  if builder.is_prepared() and builder.prepared_source_checksums() == checksums:
+  try:
+    manual_dir = manual_dir_of(builder_cls)
+  except errors.MissingDataError:
+    if builder.is_prepared():  # Stands alone: nothing to compare with.
+      return builder
+    raise
+  if builder.is_prepared() and _is_current(builder, manual_dir):
     return builder
+  checksums = builder.source_checksums(manual_dir)
 
   # <data_dir>/<name>[/<config>]/<version> is the prepared copy.
   lock = pathlib.Path(builder.data_dir).parent / f".{builder.version}.lock"
@@ -158,6 +220,7 @@ class KoraniTfdsSource(seqio.DataSource):
       *,
       tfds_data_dir: str | os.PathLike | None = None,
       caching_permitted: bool = True,
+      example_index: bool = False,
   ):
     """Constructor.
 
@@ -169,6 +232,9 @@ class KoraniTfdsSource(seqio.DataSource):
       tfds_data_dir: where prepared datasets go; default ``$TFDS_DATA_DIR`` or
         ``~/tensorflow_datasets``.
       caching_permitted: whether seqio may cache this source.
+      example_index: add `EXAMPLE_INDEX`, the record's position in its split,
+        to every record (what score-eval tasks number examples by: stable
+        when the files of a split are read separately, as Beam does).
     """
     name, _, config = builder_name.partition("/")
     self._builder_cls = tfds.builder_cls(name)
@@ -183,10 +249,16 @@ class KoraniTfdsSource(seqio.DataSource):
     self._split_map = (dict(splits) if isinstance(splits, Mapping)
                        else {split: split for split in splits})
     self._tfds_data_dir = tfds_data_dir
+    self._example_index = example_index
     self._builder: tfds.core.DatasetBuilder | None = None
     self._builder_lock = threading.Lock()
     super().__init__(
         splits=self._split_map, caching_permitted=caching_permitted)
+
+  @property
+  def version_id(self) -> str:
+    """The builder, config and version, e.g. ``"kobest_copa@1.0.0"``."""
+    return f"{self._name}@{self._builder_cls.VERSION}"
 
   @property
   def supports_arbitrary_sharding(self) -> bool:
@@ -252,9 +324,26 @@ class KoraniTfdsSource(seqio.DataSource):
           num_input_pipelines=shard_info.num_shards,
           input_pipeline_id=shard_info.index)
     read_config = tfds.ReadConfig(
-        shuffle_seed=seed, input_context=input_context, skip_prefetch=True)
-    return self.builder.as_dataset(
+        shuffle_seed=seed, input_context=input_context, skip_prefetch=True,
+        add_tfds_id=self._example_index)
+    ds = self.builder.as_dataset(
         split=tfds_split, shuffle_files=shuffle, read_config=read_config)
+    if self._example_index:
+      ds = self._with_example_index(ds, tfds_split)
+    return ds
+
+  def _with_example_index(self, ds: tf.data.Dataset,
+                          tfds_split: str) -> tf.data.Dataset:
+    """Replaces TFDS's ``tfds_id`` by `EXAMPLE_INDEX` (`example_index`)."""
+    base_split = tfds_split.split("[")[0]
+    lengths = self.builder.info.splits[base_split].shard_lengths
+
+    def add_index(ex):
+      ex = dict(ex)
+      ex[EXAMPLE_INDEX] = example_index(ex.pop("tfds_id"), lengths)
+      return ex
+
+    return ds.map(add_index, num_parallel_calls=tf.data.AUTOTUNE)
 
   def num_input_examples(self, split: str) -> int:
     return self.builder.info.splits[self._tfds_split(split)].num_examples

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import seqio
 
+from korani_tasks import caching
 from korani_tasks import catalog
 from korani_tasks import metrics
 from korani_tasks import preprocessors
@@ -90,22 +91,29 @@ def register_task(info: TaskInfo, source: seqio.DataSource,
     source: the task's data source.
     render: the preprocessor that turns source records into ``inputs``,
       ``targets``, ``answer_choices`` and ``answer_index`` (see
-      `preprocessors.apply_prompt_template`).
+      `preprocessors.apply_prompt_template`), keeping ``example_index``.
+      The offline cache (korani_tasks/caching.py) holds its output: text.
   """
+  version = caching.AddTaskVersion(caching.task_version(
+      getattr(source, "version_id", repr(source)), info.template, info.kind,
+      caching.describe(render)))
+  cache = [version, seqio.CacheDatasetPlaceholder(),
+           caching.drop_task_version]
   if info.kind == TRAIN:
-    preprocessor_list = [render, preprocessors.select_inputs_targets]
+    preprocessor_list = [render, preprocessors.select_inputs_targets] + cache
     extra = {}
     entry = catalog.load().get(info.dataset)  # None for P3 datasets
     if entry is not None and entry.kind == "nlg":
       # Generation datasets are also evaluated by decoding (t5x_runs.decoding).
       extra = dict(metric_fns=[rouge.rouge_l])
   else:
-    preprocessor_list = [render, preprocessors.rank_classification]
+    preprocessor_list = [render] + cache + [preprocessors.rank_classification]
     extra = dict(postprocess_fn=metrics.score_eval_target,
                  metric_fns=[metrics.accuracy,
                              metrics.length_normalized_accuracy])
   seqio.TaskRegistry.add(
       info.name,
+      task_cls=caching.KoraniTask,
       source=source,
       preprocessors=preprocessor_list + [
           seqio.preprocessors.tokenize,
@@ -119,7 +127,8 @@ def register_task(info: TaskInfo, source: seqio.DataSource,
 def register_dataset(dataset: catalog.DatasetInfo) -> list[str]:
   """Registers the train and score-eval tasks of one raw dataset; returns names."""
   source = sources.KoraniTfdsSource(
-      dataset.key, splits=readers.RAW_DATASETS[dataset.key].splits)
+      dataset.key, splits=readers.RAW_DATASETS[dataset.key].splits,
+      example_index=True)
   names = []
   for lang, lang_templates in templates.load_templates(dataset.key).items():
     for template in lang_templates:

@@ -45,7 +45,11 @@ def use_vocabulary(path: str | os.PathLike | None) -> None:
   global _chosen_path
   if path is not None:
     path = os.fspath(path)
-    if not tf.io.gfile.exists(path):
+    try:
+      exists = tf.io.gfile.exists(path)
+    except tf.errors.OpError as e:  # An unreachable or unknown file system.
+      raise unreadable_vocabulary(path, e) from e
+    if not exists:
       raise errors.ConfigError(
           f"vocabulary file {path} does not exist (set VOCABULARY in gin or "
           f"{VOCAB_ENV} to a SentencePiece .model file, e.g. {MT5_VOCABULARY})")
@@ -55,6 +59,33 @@ def use_vocabulary(path: str | os.PathLike | None) -> None:
 def vocabulary_path() -> str:
   """The SentencePiece model file the tasks use now."""
   return _chosen_path or os.environ.get(VOCAB_ENV) or MT5_VOCABULARY
+
+
+def _vocabulary_source() -> str:
+  if _chosen_path:
+    return "the gin macro VOCABULARY"
+  if os.environ.get(VOCAB_ENV):
+    return f"${VOCAB_ENV}"
+  return f"the default (${VOCAB_ENV} is not set)"
+
+
+def unreadable_vocabulary(path: str, error: Exception) -> errors.ConfigError:
+  """The error for a vocabulary file that cannot be read, with the fix.
+
+  Example: with the public mT5 vocabulary unreachable (no network or no GCS
+  access), TensorFlow's FailedPreconditionError from libcurl becomes
+
+      cannot read the vocabulary gs://t5-data/vocabs/...model (from the
+      default ($KORANI_VOCAB is not set)): FailedPreconditionError: ...
+  """
+  reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+  return errors.ConfigError(
+      f"cannot read the vocabulary {path} (from {_vocabulary_source()}): "
+      f"{type(error).__name__}: {reason}\nCopy the SentencePiece model to a "
+      f"local file (the public mT5 one: gsutil cp {MT5_VOCABULARY} .) and "
+      f"point {VOCAB_ENV} at it, e.g. export {VOCAB_ENV}=$PWD/"
+      "sentencepiece.model (or bind VOCABULARY in gin). Under upstream t5x "
+      "the model's vocabulary must be the same file (gin/t5x/README.md).")
 
 
 class TaskVocabulary(seqio.SentencePieceVocabulary):
@@ -76,10 +107,12 @@ class TaskVocabulary(seqio.SentencePieceVocabulary):
       self._loaded_path = path
       try:
         return super()._model_context()
-      except (tf.errors.NotFoundError, OSError) as e:
-        raise errors.ConfigError(
-            f"cannot read the vocabulary {path}: {e}. Point VOCABULARY (gin) "
-            f"or {VOCAB_ENV} at a SentencePiece model file.") from e
+      except (tf.errors.OpError, OSError, RuntimeError) as e:
+        # NotFoundError, FailedPreconditionError (libcurl, a folder),
+        # UnimplementedError (an unknown scheme), SentencePiece's own errors.
+        self._model = None
+        self._loaded_path = None
+        raise unreadable_vocabulary(path, e) from e
     return self._model
 
   @property

@@ -33,7 +33,8 @@ A task file::
 
 Restarting the same command skips every (checkpoint, task) whose file is
 valid (it parses, names that checkpoint and task, and was computed with the
-same settings); a killed job therefore loses at most the task it was
+same settings and the same version of the task's template, see
+`results.ResultRow`); a killed job therefore loses at most the task it was
 scoring, and scores no finished task twice. Temporary files and unreadable
 or stale task files never count (they are logged and scored again). A
 checkpoint whose tasks are all done is not even restored.
@@ -185,37 +186,44 @@ def resolve_tasks(mixtures: Sequence[str], split: str) -> list[str]:
   return tasks
 
 
-def rows_of_first_examples(task_name: str, split: str,
-                           max_examples: int) -> int:
+def rows_of_first_examples(task_name: str, split: str, max_examples: int,
+                           use_cached: bool = False) -> int:
   """Rows of the first `max_examples` examples of a task.
 
-  A score-eval task has a row per (example, choice); rank_classification
-  numbers examples in order (``idx[0]``), so these are the first rows of the
-  task's dataset. A generation task has a row per example.
+  A score-eval task has a row per (example, choice), the choices of an
+  example in a run (``idx[0]``, the record's index in its split: not always
+  0, 1, 2, ... in this order, e.g. read from the cache or with records left
+  out), so these are the rows before the `max_examples` + 1-th distinct
+  ``idx[0]``. A generation task has a row per example.
   """
   task = seqio.get_mixture_or_task(task_name)
   if not _has_metrics(task, seqio.metrics.ModelOutputType.SCORE):
     return max_examples
   dataset = task.get_dataset(
-      sequence_length=None, split=split, shuffle=False, num_epochs=1)
-  rows = 0
+      sequence_length=None, split=split, shuffle=False, num_epochs=1,
+      use_cached=use_cached)
+  rows, seen = 0, set()
   for example in tfds.as_numpy(dataset):
-    if int(example["idx"][0]) >= max_examples:
+    seen.add(int(example["idx"][0]))
+    if len(seen) > max_examples:
       break
     rows += 1
   return rows
 
 
 def task_evaluator(task_name: str, split: str,
-                   max_examples: int | None = None) -> seqio.Evaluator:
+                   max_examples: int | None = None,
+                   use_cached: bool = False) -> seqio.Evaluator:
   """A seqio.Evaluator of one task (its first `max_examples` examples)."""
   rows = (None if max_examples is None
-          else rows_of_first_examples(task_name, split, max_examples))
+          else rows_of_first_examples(task_name, split, max_examples,
+                                      use_cached))
   if rows == 0:
     raise errors.ConfigError(
         f"{task_name} has no {split!r} example to evaluate "
         f"(max_examples_per_task={max_examples})")
-  return evaluator_lib.make_evaluator(task_name, split, num_rows=rows)
+  return evaluator_lib.make_evaluator(task_name, split, num_rows=rows,
+                                     use_cached=use_cached)
 
 
 def read_task_result(path: str, checkpoint: Checkpoint, task: str,
@@ -224,6 +232,7 @@ def read_task_result(path: str, checkpoint: Checkpoint, task: str,
   """The rows of a finished task file, or None (missing, invalid, stale)."""
   if not tf.io.gfile.exists(path):
     return None
+  version = evaluator_lib.template_version(task)
   try:
     with tf.io.gfile.GFile(path) as f:
       record = json.load(f)
@@ -238,6 +247,9 @@ def read_task_result(path: str, checkpoint: Checkpoint, task: str,
     elif not rows or any((r.task, r.checkpoint_step) != (task, checkpoint.step)
                          for r in rows):
       problem = "its rows do not belong to it"
+    elif any(r.template_version != version for r in rows):
+      problem = (f"it was scored with template version "
+                 f"{rows[0].template_version or 'unknown'}, now {version}")
   except (ValueError, KeyError, TypeError) as e:
     problem = f"it is not a task result ({type(e).__name__}: {e})"
   if problem:
@@ -322,6 +334,7 @@ def evaluate_checkpoints(*,
                          max_decode_length: int = 128,
                          beam_size: int = 1,
                          length_penalty_alpha: float = 0.6,
+                         use_cached: bool = False,
                          progress: bool = True
                          ) -> dict[str, list[results_lib.ResultRow]]:
   """Evaluates every checkpoint on every task of the mixtures.
@@ -338,8 +351,8 @@ def evaluate_checkpoints(*,
     max_examples_per_task: score only the first N examples of each task
       (None: all).
     batch_size, max_input_length, max_target_length, num_partitions,
-      share_encoder, max_decode_length, beam_size, length_penalty_alpha:
-      the settings of `evaluator.evaluate`.
+      share_encoder, max_decode_length, beam_size, length_penalty_alpha,
+      use_cached: the settings of `evaluator.evaluate`.
 
   Returns:
     {checkpoint label 'name:step': its rows (every task)}.
@@ -412,7 +425,7 @@ def evaluate_checkpoints(*,
           tick = time.perf_counter()
           if task not in evaluators:
             evaluators[task] = task_evaluator(task, split,
-                                              max_examples_per_task)
+                                              max_examples_per_task, use_cached)
           rows = evaluator_lib.evaluate_tasks(evaluators[task], scorer,
                                               predictor, step=ref.step,
                                               split=split)
@@ -445,7 +458,7 @@ def evaluate_checkpoints(*,
 DEFAULT_GIN_FILE = "runs/batch_eval.gin"
 _PASSED_THROUGH = ("--gin_file", "--gin_bindings", "--gin_search_paths",
                    "--gin.", "--coordinator_address", "--process_count",
-                   "--process_index")
+                   "--process_index", "--seqio_additional_cache_dirs")
 USAGE = """\
 usage: korani eval-batch [CHECKPOINT ...] [--mixture M ...] [--output DIR]
                          [--max_examples_per_task N] [--gin_file F]

@@ -30,6 +30,11 @@
     korani plan --gin_file=F [--gin.MACRO=value ...] --devices=N [--device_memory=GiB]
                                                           per-device memory of the
                                                           run's training step
+    korani p3 fetch-templates [--dest DIR] [--sdist FILE]
+                                                          promptsource 0.2.3's
+                                                          templates for the P3
+                                                          tasks, from the package
+                                                          index (wheel installs)
 
 The data commands read $KORANI_DATA_DIR (or --data-dir DIR); `data download`
 with no names fetches every public raw dataset, checking each file's sha256
@@ -62,7 +67,7 @@ def _guard(name: str, run: Callable[[], int]) -> int:
   try:
     return run()
   except download.DownloadError as e:
-    print(f"{name}: error: {e}", file=sys.stderr)
+    print(f"{name}: error: {e}\n{download.MIRROR_HELP}", file=sys.stderr)
     return EXIT_FAILED
   except errors.KoraniError as e:
     print(f"{name}: error: {e}", file=sys.stderr)
@@ -398,7 +403,10 @@ def _compare_parser() -> argparse.ArgumentParser:
                       help="a column name and the folder of its results.json")
   parser.add_argument("--output", default="comparison",
                       help="where comparison.md/.json go (default: %(default)s)")
-  parser.add_argument("--metric", default="accuracy")
+  parser.add_argument(
+      "--metric", default=None,
+      help="the metric of every dataset (default: each dataset's main "
+      "metric: accuracy, ROUGE-L for generation datasets, as `korani report`)")
   parser.add_argument("--title", default="")
   return parser
 
@@ -627,6 +635,45 @@ def _plan(argv: Sequence[str]) -> int:
   return _guard("korani plan", run)
 
 
+# -- korani p3 -----------------------------------------------------------------
+
+
+def _p3_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="korani p3", description="The P3 (promptsource) side.")
+  commands = parser.add_subparsers(dest="command", required=True)
+  fetch = commands.add_parser(
+      "fetch-templates",
+      help="download the promptsource 0.2.3 sdist from the package index "
+      "(pip download) and keep only its templates, where the P3 tasks find "
+      "them (see korani_tasks/p3/fetch_templates.py)")
+  fetch.add_argument(
+      "--dest", type=pathlib.Path, default=None,
+      help="the templates folder to (re)create (default: "
+      "$KORANI_CACHE_DIR/promptsource-0.2.3/templates; elsewhere, point "
+      "PROMPTSOURCE_TEMPLATES_DIR at it)")
+  fetch.add_argument(
+      "--sdist", type=pathlib.Path, default=None, metavar="FILE",
+      help="a promptsource-0.2.3.tar.gz already downloaded (no network)")
+  return parser
+
+
+def _p3(argv: Sequence[str]) -> int:
+  args = _parse(_p3_parser(), argv)
+  if isinstance(args, int):
+    return args
+
+  def run() -> int:
+    from korani_tasks.p3 import fetch_templates
+    dest, count = fetch_templates.fetch(args.dest, args.sdist)
+    print(f"{count} promptsource {fetch_templates.VERSION} template files in "
+          f"{dest}")
+    if args.dest is not None and dest != fetch_templates.default_dir():
+      print(f"export PROMPTSOURCE_TEMPLATES_DIR={dest.resolve()}")
+    return 0
+  return _guard(f"korani p3 {args.command}", run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help", "help"):
@@ -657,6 +704,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _checkpoint(rest)
   if command == "plan":
     return _plan(rest)
+  if command == "p3":
+    return _p3(rest)
   print(f"korani: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
   return 2
 

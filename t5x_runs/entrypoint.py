@@ -57,6 +57,26 @@ def parse_distributed_flags(args: Sequence[str]
   return settings, rest
 
 
+# t5x's flag (t5x/train.py, t5x/eval.py): more folders where seqio looks for
+# cached tasks (`seqio.add_global_cache_dirs`), comma-separated.
+CACHE_DIRS_FLAG = "--seqio_additional_cache_dirs"
+
+
+def parse_cache_dirs_flag(args: Sequence[str]) -> tuple[list[str], list[str]]:
+  """Splits ``--seqio_additional_cache_dirs=A,B`` off; returns (dirs, rest)."""
+  dirs, rest = [], []
+  for arg in args:
+    flag, sep, value = arg.partition("=")
+    if flag != CACHE_DIRS_FLAG:
+      rest.append(arg)
+      continue
+    if not sep or not value:
+      raise errors.ConfigError(
+          f"{CACHE_DIRS_FLAG} needs a value ({CACHE_DIRS_FLAG}=DIR[,DIR...])")
+    dirs.extend(d for d in value.split(",") if d)
+  return dirs, rest
+
+
 def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
                  name: str) -> int:
   """Parses gin and multi-host flags, registers tasks and mixtures, calls `run`.
@@ -71,7 +91,9 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
           f"{' ' * len(f'usage: {name}')} [--gin_bindings=B] "
           "[--gin_search_paths=DIRS]\n"
           f"{' ' * len(f'usage: {name}')} [--coordinator_address=HOST:PORT "
-          "--process_count=N --process_index=I]\n\n"
+          "--process_count=N --process_index=I]\n"
+          f"{' ' * len(f'usage: {name}')} "
+          "[--seqio_additional_cache_dirs=DIR[,DIR...]]\n\n"
           "Gin files are looked up as given, then in --gin_search_paths, then "
           "in the\nrepository's gin/ (e.g. --gin_file=ko_xl.gin); the header "
           "of each lists its\nrequired and commonly overridden macros.")
@@ -81,17 +103,22 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
     from t5x_runs import gin_utils  # pylint: disable=import-outside-toplevel
     files, bindings, rest = gin_utils.parse_flags(argv)
     multihost, rest = parse_distributed_flags(rest)
+    cache_dirs, rest = parse_cache_dirs_flag(rest)
     if rest:
       raise errors.ConfigError(
           f"{name}: unrecognized arguments {rest} (expected --gin_file=..., "
           "--gin.MACRO=value, --gin_bindings=..., --gin_search_paths=..., "
           "and on several hosts --coordinator_address=HOST:PORT "
-          "--process_count=N --process_index=I)")
+          "--process_count=N --process_index=I; "
+          f"{CACHE_DIRS_FLAG}=DIR for cached tasks)")
     if not files:
       raise errors.ConfigError(f"{name}: give at least one --gin_file")
     from t5x_runs import distributed  # pylint: disable=import-outside-toplevel
     distributed.initialize(**multihost)
     configurables()
+    if cache_dirs:
+      import seqio  # pylint: disable=import-outside-toplevel
+      seqio.add_global_cache_dirs(cache_dirs)
     gin_utils.parse_gin(files, bindings)
     run()
   except errors.KoraniError as e:

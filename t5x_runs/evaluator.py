@@ -122,6 +122,7 @@ def evaluate(*,
              max_decode_length: int = 128,
              beam_size: int = 1,
              length_penalty_alpha: float = 0.6,
+             use_cached: bool = False,
              progress: bool = True) -> list[results_lib.ResultRow]:
   """Scores the mixture's score-eval tasks; writes results.{json,md}.
 
@@ -142,6 +143,7 @@ def evaluate(*,
       predict metrics (generation tasks, e.g. ROUGE-L).
     beam_size: 1 decodes greedily; more runs beam search.
     length_penalty_alpha: beam search's length penalty exponent (t5x's).
+    use_cached: read the tasks' offline cache (korani_tasks/caching.py).
 
   Returns:
     One ResultRow per (task, metric).
@@ -151,7 +153,8 @@ def evaluate(*,
   with mesh, nn.logical_axis_rules(partitioning.standard_logical_axis_rules()):
     params, step = restore_params(model_dir, model_config, mesh,
                                   checkpoint_step)
-    evaluator = make_evaluator(mixture_or_task_name, split)
+    evaluator = make_evaluator(mixture_or_task_name, split,
+                               use_cached=use_cached)
     scorer = scoring.make_scorer(MT5(model_config), params, mesh, batch_size,
                                  max_input_length, max_target_length,
                                  share_encoder)
@@ -172,7 +175,8 @@ def evaluate(*,
 
 
 def make_evaluator(mixture_or_task_name: str, split: str,
-                         num_rows: int | None = None) -> seqio.Evaluator:
+                         num_rows: int | None = None,
+                         use_cached: bool = False) -> seqio.Evaluator:
   """A seqio.Evaluator of the subtasks of a mixture or task with metrics.
 
   Its tasks are those with the split and score metrics (rank
@@ -187,7 +191,7 @@ def make_evaluator(mixture_or_task_name: str, split: str,
       mixture_or_task_name,
       feature_converter=seqio.EncDecFeatureConverter(pack=False),
       eval_split=split, num_examples=num_rows, use_memory_cache=True,
-      async_compute_metrics=False)
+      async_compute_metrics=False, use_cached=use_cached)
   if not evaluator.eval_tasks:
     raise errors.ConfigError(
         f"{mixture_or_task_name} has no task with score metrics and a "
@@ -244,6 +248,16 @@ def _run_vocabulary(model_dir: str) -> str | None:
   return path if tf.io.gfile.exists(path) else None
 
 
+def template_version(task_name: str) -> str:
+  """The `PromptTemplate.version` of a task's template; "" for a task
+  without one (release tasks, tasks that are not KORANI's)."""
+  try:
+    template = korani_tasks_lib.task_info(task_name).template
+  except KeyError:
+    return ""
+  return template.version if template else ""
+
+
 def _result_rows(task_name: str, metrics: Mapping[str, Any], *,
                  num_examples: int, num_truncated: int, split: str,
                  step: int) -> Iterable[results_lib.ResultRow]:
@@ -252,7 +266,8 @@ def _result_rows(task_name: str, metrics: Mapping[str, Any], *,
     described = dict(dataset=info.dataset, cluster=info.cluster,
                      template=info.template_id,
                      template_lang=info.template_lang,
-                     data_lang=info.data_lang)
+                     data_lang=info.data_lang,
+                     template_version=template_version(task_name))
   except KeyError:
     logging.warning("%s is not a KORANI task; its rows carry no metadata",
                     task_name)

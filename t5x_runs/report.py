@@ -15,13 +15,14 @@ two columns, ``<run> (ko)`` and ``<run> (en)``, as in `korani compare`)::
     | all       | average (2)     | 45.0 | 51.0     | +13.3             |
 
 - a dataset's value is the median over its templates (as T0 reports) of
-  its main metric (`results.main_metric`: accuracy; ROUGE-L for generation
-  datasets) or of the metric asked for;
-- a cluster's value is the average of its datasets' medians, the overall
-  value the average over all datasets (with datasets of several data
-  languages, a row per data language too);
-- averages and plots use only the datasets every column has, so that
-  columns average the same datasets; the others show '—' where missing;
+  its main metric (`aggregation.main_metric`: accuracy; ROUGE-L for
+  generation datasets) or of the metric asked for;
+- a cluster's value is the mean of its datasets' medians, the overall value
+  the mean over clusters (with datasets of several data languages, a row
+  per data language too, the mean of its clusters);
+- averages and plots use only the datasets every column (with data of that
+  language) has, so that columns average the same datasets; the others
+  show '—' where missing.
 - the gain of a column is (column - baseline) / baseline in %, against the
   baseline column of the same template language (or the baseline's only
   column).
@@ -31,8 +32,9 @@ decimals, empty cells where missing), ``plots/<cluster>.png`` (datasets x
 columns) and ``plots/overview.png`` (cluster averages and the overall average
 x columns, with the gains over the baseline): each file atomically.
 
-`korani compare` (compare.py) stays as it was: its comparison.json and
-per-data-language tables; this report adds the gains, the CSV and the plots.
+The aggregation is `t5x_runs.aggregation`'s, shared with results.md and
+`korani compare` (compare.py), which print the same numbers for the same
+runs; this report adds the gains, the CSV and the plots.
 """
 
 import collections
@@ -42,13 +44,13 @@ import io
 import json
 import os
 import re
-import statistics
 import textwrap
 from typing import Mapping, Sequence
 
 import tensorflow as tf
 
 from korani_tasks import errors
+from t5x_runs import aggregation
 from t5x_runs import results
 
 REPORT_MD = "report.md"
@@ -98,11 +100,13 @@ class Report:
     baseline_of: {column name: the name of its baseline column}, for the
       columns that have one.
     datasets: one line per dataset, sorted by cluster and dataset.
-    common: the datasets every column has (what averages and plots use).
-    clusters: {cluster: {column: average of its common datasets' medians}}.
-    data_langs: {data language: {column: average}}, only with several data
-      languages.
-    overall: {column: average over the common datasets}.
+    common: the datasets averages and plots use: per data language, those
+      every column with data of that language has.
+    clusters: {cluster: {column: mean of its common datasets' medians}};
+      with several data languages keyed ``<data language>/<cluster>``.
+    data_langs: {data language: {column: mean of its clusters}}, only with
+      several data languages.
+    overall: {column: mean over clusters}.
   """
   runs: tuple[Run, ...]
   columns: tuple[Column, ...]
@@ -233,10 +237,6 @@ def load_runs(folders: Sequence[str], names: Sequence[str] | None = None,
 # -- the report as data --------------------------------------------------------
 
 
-def _lang_order(lang: str) -> tuple:
-  return (lang != "ko", lang != "en", lang)
-
-
 def build_report(runs: Sequence[Run], baseline: str | None = None,
                  metric: str | None = None) -> Report:
   """The report's tables from the runs' rows.
@@ -257,66 +257,58 @@ def build_report(runs: Sequence[Run], baseline: str | None = None,
   if baseline is not None and baseline not in names:
     raise errors.ConfigError(f"baseline {baseline!r} is not one of {names}")
   all_rows = [r for run in runs for r in run.rows]
-  main = results.main_metrics(all_rows)
-  metric_of = (main if metric is None
-               else {dataset: metric for dataset in main})
-
   columns, column_rows = [], {}
   for run in runs:
-    rows = [r for r in run.rows if r.metric == metric_of[r.dataset]]
+    rows = aggregation.select_metric(run.rows, metric, reference=all_rows)
     if not rows:
       present = sorted({r.metric for r in run.rows})
       raise errors.ConfigError(
           f"{run.name} ({run.folder}): no {metric or 'main-metric'} rows; "
           f"its metrics: {present}")
-    langs = sorted({r.template_lang for r in rows}, key=_lang_order)
-    for lang in langs:
-      name = run.name if len(langs) == 1 else f"{run.name} ({lang})"
-      columns.append(Column(name, run.name, lang, run.name == baseline))
-      column_rows[name] = [r for r in rows if r.template_lang == lang]
+    for name, rows_of_lang in aggregation.split_columns(run.name,
+                                                        rows).items():
+      columns.append(Column(name, run.name, rows_of_lang[0].template_lang,
+                            run.name == baseline))
+      column_rows[name] = rows_of_lang
   repeated = sorted({c.name for c in columns
                      if [d.name for d in columns].count(c.name) > 1})
   if repeated:
     raise errors.ConfigError(f"column names {repeated} repeat; rename the runs")
 
-  summaries = {c.name: results.dataset_summary(column_rows[c.name], None)
-               for c in columns}
-  described = {}
-  for r in all_rows:
-    described.setdefault(r.dataset, (r.cluster, r.data_lang))
-  in_columns = {c.name: {dataset for dataset, _ in summaries[c.name]}
-                for c in columns}
-  common = set.intersection(*in_columns.values())
+  summaries = aggregation.summarize_columns(column_rows)
+  common = set.union(*(set(s.averaged) for s in summaries.values()))
   if not common:
-    listing = "; ".join(f"{name}: {sorted(d)}"
-                        for name, d in in_columns.items())
+    listing = "; ".join(f"{name}: {sorted(s.datasets)}"
+                        for name, s in summaries.items())
     raise errors.ConfigError(
         "no held-out dataset is in every column, nothing to compare "
         f"({listing})")
 
+  described = {}
+  for s in summaries.values():
+    for d in s.datasets.values():
+      described.setdefault(d.dataset, d)
   lines = []
-  for dataset in sorted(set.union(*in_columns.values()),
-                        key=lambda d: (described[d][0], d)):
-    per = {c.name: summaries[c.name].get((dataset, c.template_lang))
-           for c in columns}
-    per = {name: s for name, s in per.items() if s is not None}
+  for dataset in sorted(described,
+                        key=lambda d: (described[d].cluster, d)):
+    per = {name: s.datasets[dataset] for name, s in summaries.items()
+           if dataset in s.datasets}
     lines.append(DatasetLine(
-        cluster=described[dataset][0], dataset=dataset,
-        data_lang=described[dataset][1], metric=metric_of[dataset],
-        medians={n: s["median"] for n, s in per.items()},
-        means={n: s["mean"] for n, s in per.items()},
-        num_templates={n: s["num_templates"] for n, s in per.items()}))
+        cluster=described[dataset].cluster, dataset=dataset,
+        data_lang=described[dataset].data_lang,
+        metric=described[dataset].metric,
+        medians={n: d.median for n, d in per.items()},
+        means={n: d.mean for n, d in per.items()},
+        num_templates={n: d.num_templates for n, d in per.items()}))
 
-  def averages(key) -> dict[str, dict[str, float]]:
-    groups = collections.defaultdict(lambda: collections.defaultdict(list))
-    for line in lines:
-      if line.dataset in common:
-        for name, value in line.medians.items():
-          groups[key(line)][name].append(value)
-    return {group: {name: statistics.mean(v) for name, v in values.items()}
-            for group, values in sorted(groups.items())}
-
-  data_langs = averages(lambda line: line.data_lang)
+  one_lang = len({d.data_lang for d in described.values()}) == 1
+  clusters = collections.defaultdict(dict)
+  data_langs = collections.defaultdict(dict)
+  for name, s in summaries.items():
+    for (data_lang, cluster), value in s.clusters.items():
+      clusters[cluster if one_lang else f"{data_lang}/{cluster}"][name] = value
+    for data_lang, value in s.languages.items():
+      data_langs[data_lang][name] = value
   baseline_columns = {c.template_lang: c.name for c in columns if c.is_baseline}
   baseline_of = {}
   for c in columns:
@@ -329,9 +321,10 @@ def build_report(runs: Sequence[Run], baseline: str | None = None,
   return Report(
       runs=tuple(runs), columns=tuple(columns), baseline_of=baseline_of,
       datasets=tuple(lines), common=tuple(sorted(common)),
-      clusters=averages(lambda line: line.cluster),
-      data_langs=data_langs if len(data_langs) > 1 else {},
-      overall=averages(lambda line: ALL_CLUSTERS)[ALL_CLUSTERS])
+      clusters=dict(sorted(clusters.items())),
+      data_langs=dict(sorted(data_langs.items())) if not one_lang else {},
+      overall={name: s.overall for name, s in summaries.items()
+               if s.overall is not None})
 
 
 # -- tables --------------------------------------------------------------------
@@ -407,7 +400,7 @@ def format_markdown(report: Report, title: str = "",
   for run in report.runs:
     steps = sorted({r.checkpoint_step for r in run.rows})
     splits = sorted({r.split for r in run.rows})
-    langs = sorted({r.template_lang for r in run.rows}, key=_lang_order)
+    langs = sorted({r.template_lang for r in run.rows}, key=aggregation.lang_order)
     role = " (baseline)" if any(c.is_baseline and c.run == run.name
                                 for c in report.columns) else ""
     body.append([run.name + role, run.folder,
@@ -418,8 +411,8 @@ def format_markdown(report: Report, title: str = "",
 
   baseline = [c.name for c in report.columns if c.is_baseline]
   parts += [f"## Held-out {_metric_label(report)}: median over templates", "",
-            "Dataset rows: median over templates. Cluster rows: average of "
-            "the dataset medians. Last row: average over the "
+            "Dataset rows: median over templates. Cluster rows: mean of "
+            "the dataset medians. Last row: mean over clusters, of the "
             f"{len(report.common)} datasets in every column."
             + (" Gain: (run − baseline) / baseline, in %, against "
                + ", ".join(baseline) + "." if baseline else ""), ""]

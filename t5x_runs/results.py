@@ -6,41 +6,42 @@ results.json is a list of rows, one per (task, metric)::
       "dataset": "kobest_copa", "cluster": "sentence_completion",
       "template": "best_option", "template_lang": "en", "data_lang": "ko",
       "metric": "accuracy", "value": 53.2, "num_examples": 500,
-      "num_truncated": 0, "split": "validation", "checkpoint_step": 600}, ...]
+      "num_truncated": 0, "split": "validation", "checkpoint_step": 600,
+      "template_version": "3f0c2a9b1d4e"}, ...]
+
+``template_version`` is the template's `PromptTemplate.version` (a digest of
+its text; "" for tasks without a template and in rows written before it was
+recorded): an edited template keeps its id, so scores of two versions are
+told apart by it.
 
 results.md summarizes them the way T0 and the KORANI paper report: accuracy
-per template, the median and mean over templates per dataset, and per
-cluster the average of the dataset medians, for each template language.
-
-The summaries are pure functions of the rows. Each takes a ``metric``:
-a metric name, or None for each dataset's main metric (`main_metric`:
-ROUGE-L for generation datasets, accuracy for rank-classified ones). With
-rows of one template of two datasets::
+per template, the median and mean over templates per dataset, per cluster
+the mean of the dataset medians and overall the mean over clusters, for
+each template language. The aggregation is `t5x_runs.aggregation`'s, the
+same as `korani compare` and `korani report`; each dataset is reported by
+its main metric (ROUGE-L for generation datasets, accuracy for
+rank-classified ones). With rows of one template language::
 
     rows: kobest_copa  ko t1 accuracy 50, ko t2 accuracy 60, ko t3 accuracy 80
           kobest_wic   ko t1 accuracy 40
-    template_summary -> {("kobest_copa", "ko", "t1"): 50, ...}
-    dataset_summary  -> {("kobest_copa", "ko"): {"median": 60, "mean": 63.3,
-                         "num_templates": 3, "metric": "accuracy"}, ...}
-    cluster_summary  -> {(cluster, "ko"): mean of the dataset medians}
-    language_summary -> {("ko", "ko"): (60 + 40) / 2 = 50}  # (data, template)
+    summaries(rows)["ko"].datasets["kobest_copa"].median -> 60
+    summaries(rows)["ko"].clusters -> {("ko", "sentence_completion"): 60,
+                                       ("ko", "wsd"): 40}
+    summaries(rows)["ko"].overall  -> (60 + 40) / 2 = 50
 """
 
-import collections
 import dataclasses
 import json
 import os
-import statistics
 from typing import Iterable, Sequence
 
 import tensorflow as tf
 
+from t5x_runs import aggregation
+
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
-MAIN_METRIC = "accuracy"
-# Names a ROUGE-L score may carry, in order of preference: a dataset with one
-# of them is a generation dataset and is reported by it.
-NLG_MAIN_METRICS = ("rougeL", "rougeLsum", "rouge_l")
+MAIN_METRIC = aggregation.MAIN_METRIC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +58,7 @@ class ResultRow:
   num_truncated: int
   split: str
   checkpoint_step: int
+  template_version: str = ""
 
 
 def write_atomically(path: str, text: str | bytes) -> None:
@@ -95,92 +97,24 @@ def _fmt(value: float | None) -> str:
   return "–" if value is None else f"{value:.1f}"
 
 
-def main_metric(metrics: Iterable[str]) -> str | None:
-  """The metric a dataset is reported by, among the metrics it has.
-
-  ROUGE-L (any of `NLG_MAIN_METRICS`) when present, else accuracy, else the
-  first name in sorted order; None for no metrics.
-
-      >>> main_metric(["length_normalized_accuracy", "accuracy"])
-      'accuracy'
-      >>> main_metric(["rougeL", "rouge1"])
-      'rougeL'
-  """
-  present = set(metrics)
-  for metric in NLG_MAIN_METRICS + (MAIN_METRIC,):
-    if metric in present:
-      return metric
-  return min(present) if present else None
-
-
-def main_metrics(rows: Sequence[ResultRow]) -> dict[str, str]:
-  """{dataset: its main metric} over all the rows of each dataset."""
-  names = collections.defaultdict(set)
-  for r in rows:
-    names[r.dataset].add(r.metric)
-  return {dataset: main_metric(m) for dataset, m in names.items()}
-
-
-def select_metric(rows: Sequence[ResultRow],
-                  metric: str | None = MAIN_METRIC) -> list[ResultRow]:
-  """The rows of `metric`, or of each dataset's main metric if it is None."""
-  if metric is not None:
-    return [r for r in rows if r.metric == metric]
-  main = main_metrics(rows)
-  return [r for r in rows if r.metric == main[r.dataset]]
-
-
 def template_summary(rows: Sequence[ResultRow],
                      metric: str | None = MAIN_METRIC
                      ) -> dict[tuple[str, str, str], float]:
   """{(dataset, template_lang, template): value} of a metric."""
   return {(r.dataset, r.template_lang, r.template): r.value
-          for r in select_metric(rows, metric)}
+          for r in aggregation.select_metric(rows, metric)}
 
 
-def dataset_summary(rows: Sequence[ResultRow],
-                    metric: str | None = MAIN_METRIC
-                    ) -> dict[tuple[str, str], dict]:
-  """{(dataset, template_lang): {median, mean, num_templates, metric}}.
+def summaries(rows: Sequence[ResultRow], metric: str | None = None
+              ) -> dict[str, aggregation.ColumnSummary]:
+  """{template_lang: its aggregates} (`aggregation`), ko first.
 
-  The median and mean are over the dataset's templates of that language.
+  Each template language's averages are over all its datasets.
   """
-  values = collections.defaultdict(list)
-  names = {}
-  for r in select_metric(rows, metric):
-    values[(r.dataset, r.template_lang)].append(r.value)
-    names[(r.dataset, r.template_lang)] = r.metric
-  return {key: {"median": statistics.median(v), "mean": statistics.mean(v),
-                "num_templates": len(v), "metric": names[key]}
-          for key, v in values.items()}
-
-
-def _average_medians(rows: Sequence[ResultRow], metric: str | None,
-                     group_of: dict[str, str]) -> dict[tuple[str, str], float]:
-  """{(group of the dataset, template_lang): mean of the dataset medians}."""
-  medians = collections.defaultdict(list)
-  for (dataset, lang), s in dataset_summary(rows, metric).items():
-    medians[(group_of[dataset], lang)].append(s["median"])
-  return {key: statistics.mean(v) for key, v in medians.items()}
-
-
-def cluster_summary(rows: Sequence[ResultRow],
-                    metric: str | None = MAIN_METRIC
-                    ) -> dict[tuple[str, str], float]:
-  """{(cluster, template_lang): average of the dataset medians}."""
-  return _average_medians(rows, metric, {r.dataset: r.cluster for r in rows})
-
-
-def language_summary(rows: Sequence[ResultRow],
-                     metric: str | None = MAIN_METRIC
-                     ) -> dict[tuple[str, str], float]:
-  """{(data_lang, template_lang): average of the dataset medians}.
-
-  ("ko", "ko") is monolingual Korean, ("ko", "en") English templates on
-  Korean data (cross-lingual), and so on.
-  """
-  return _average_medians(rows, metric,
-                          {r.dataset: r.data_lang for r in rows})
+  chosen = aggregation.select_metric(rows, metric)
+  langs = sorted({r.template_lang for r in chosen}, key=aggregation.lang_order)
+  return {lang: aggregation.summarize_column(
+      [r for r in chosen if r.template_lang == lang]) for lang in langs}
 
 
 def format_markdown(rows: Sequence[ResultRow], title: str = "") -> str:
@@ -207,8 +141,8 @@ def format_markdown(rows: Sequence[ResultRow], title: str = "") -> str:
   parts += [_table(header, body), ""]
 
   # Each dataset by its main metric: accuracy, ROUGE-L for generation.
-  summary = dataset_summary(rows, metric=None)
-  names = sorted(set(main_metrics(rows).values()))
+  per_lang = summaries(rows)
+  names = sorted(set(aggregation.main_metrics(rows).values()))
   parts += ["## Per dataset: median and mean "
             + (names[0] if len(names) == 1 else "of the main metric ("
                + ", ".join(names) + ")") + " over templates", ""]
@@ -219,16 +153,33 @@ def format_markdown(rows: Sequence[ResultRow], title: str = "") -> str:
     cluster = next(r.cluster for r in rows if r.dataset == dataset)
     cells = [dataset, cluster]
     for lang in langs:
-      s = summary.get((dataset, lang))
-      cells += [_fmt(s and s["median"]), _fmt(s and s["mean"])]
+      s = per_lang[lang].datasets.get(dataset) if lang in per_lang else None
+      cells += [_fmt(s and s.median), _fmt(s and s.mean)]
     body.append(cells)
   parts += [_table(header, body), ""]
 
-  clusters = cluster_summary(rows, metric=None)
-  parts += ["## Per cluster: average of dataset medians", ""]
-  body = [[cluster] + [_fmt(clusters.get((cluster, lang))) for lang in langs]
-          for cluster in sorted({r.cluster for r in rows})]
-  parts += [_table(["cluster"] + [f"{lang} templates" for lang in langs], body)]
+  parts += ["## Per cluster: average of dataset medians", "",
+            "Last row: the average over clusters.", ""]
+  data_langs = sorted({r.data_lang for r in rows}, key=aggregation.lang_order)
+  several = len(data_langs) > 1
+
+  def by_lang(get) -> list[str]:
+    return [_fmt(get(per_lang[lang]) if lang in per_lang else None)
+            for lang in langs]
+
+  body = []
+  for data_lang in data_langs:
+    for cluster in sorted({r.cluster for r in rows
+                           if r.data_lang == data_lang}):
+      body.append([cluster] + ([data_lang] if several else []) + by_lang(
+          lambda s, key=(data_lang, cluster): s.clusters.get(key)))
+    if several:
+      body.append([f"average ({data_lang} data)", data_lang] + by_lang(
+          lambda s, lang=data_lang: s.languages.get(lang)))
+  body.append(["all clusters"] + (["all"] if several else [])
+              + by_lang(lambda s: s.overall))
+  parts += [_table(["cluster"] + (["data"] if several else [])
+                   + [f"{lang} templates" for lang in langs], body)]
   truncated = sum(r.num_truncated for r in rows if r.metric == MAIN_METRIC)
   if truncated:
     parts += ["", f"{truncated} scored inputs were truncated to the maximum "

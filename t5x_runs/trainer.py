@@ -88,7 +88,7 @@ def make_optimizer(learning_rate: float = 1e-3, warmup_steps: int = 0,
 def train_batches(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int],
                   batch_size: int, seed: int, start_step: int = 0,
                   pack: bool = True, shard_info: seqio.ShardInfo | None = None,
-                  ) -> tf.data.Dataset:
+                  use_cached: bool = False) -> tf.data.Dataset:
   """Packed, batched, endlessly repeated training batches.
 
   The order is fixed by `seed`; `start_step` skips the batches a resumed run
@@ -104,12 +104,15 @@ def train_batches(mixture_or_task_name: str, task_feature_lengths: Mapping[str, 
   function of the record (the P3 skip counters only feed a log line), so
   nothing that decides the next batch lives outside the saved state;
   tests/test_resume.py checks the batches after a restore bit for bit.
+
+  `use_cached` reads the tasks' offline cache (korani_tasks/caching.py)
+  instead of rendering the templates here.
   """
   ds = seqio.get_dataset(
       mixture_or_task_name, task_feature_lengths=dict(task_feature_lengths),
       feature_converter=seqio.EncDecFeatureConverter(pack=pack),
       dataset_split="train", shuffle=True, num_epochs=None, seed=seed,
-      shard_info=shard_info)
+      shard_info=shard_info, use_cached=use_cached)
   ds = ds.batch(batch_size, drop_remainder=True)
   if start_step:
     ds = ds.skip(start_step)
@@ -362,6 +365,7 @@ def train(*,
           checkpoint_data_iterator: bool = True,
           keep_checkpoints: int | None = 3,
           log_period: int = 10,
+          use_cached: bool = False,
           progress: bool = True) -> TrainResult:
   """Fine-tunes mT5 on a seqio mixture; see the module docstring.
 
@@ -381,6 +385,10 @@ def train(*,
   whose gradients are accumulated (`make_train_step`): the same update with
   the activations of one microbatch. `batch_size` must be divisible by it
   times the data-parallel replicas.
+
+  `use_cached` trains from the tasks' offline cache (seqio's
+  ``cache_tasks_main``; korani_tasks/caching.py) found in seqio's cache dirs
+  (``--seqio_additional_cache_dirs``); it needs no raw data file.
   """
   if num_train_steps <= 0 or batch_size <= 0 or checkpoint_period <= 0:
     raise errors.ConfigError(
@@ -407,7 +415,7 @@ def train(*,
   def batches(skip: int = 0) -> DataIterator:
     return DataIterator(train_batches(
         mixture_or_task_name, lengths, host_batch_size, seed, start_step=skip,
-        pack=pack, shard_info=distributed.shard_info()))
+        pack=pack, shard_info=distributed.shard_info(), use_cached=use_cached))
 
   data = batches()
   result_losses, start_step = [], 0

@@ -5,6 +5,7 @@ killed with SIGKILL as soon as its first task file appears, and is started
 again with the same command.
 """
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -18,6 +19,7 @@ import pytest
 
 from t5x_runs import batch_eval
 from t5x_runs import cli
+from t5x_runs import evaluator
 from t5x_runs import results
 
 TASKS = ["korani_kobest_copa_ko_c1_or_c2_score_eval",
@@ -171,10 +173,19 @@ def test_invalid_task_files_do_not_count(tmp_path):
       task=TASKS[0], dataset="kobest_copa", cluster="sentence_completion",
       template="c1_or_c2", template_lang="ko", data_lang="ko",
       metric="accuracy", value=50.0, num_examples=10, num_truncated=0,
-      split="validation", checkpoint_step=100)
+      split="validation", checkpoint_step=100,
+      template_version=evaluator.template_version(TASKS[0]))
+  assert len(row.template_version) == 12
   assert batch_eval.read_task_result(path, ref, TASKS[0], settings) is None
   batch_eval.write_task_result(path, ref, TASKS[0], settings, [row])
   assert batch_eval.read_task_result(path, ref, TASKS[0], settings) == [row]
+  # Scored with another version of the template (or before versions were
+  # recorded): stale.
+  for version in ("0123456789ab", ""):
+    batch_eval.write_task_result(path, ref, TASKS[0], settings, [
+        dataclasses.replace(row, template_version=version)])
+    assert batch_eval.read_task_result(path, ref, TASKS[0], settings) is None
+  batch_eval.write_task_result(path, ref, TASKS[0], settings, [row])
   other = dict(settings, max_examples_per_task=5)
   assert batch_eval.read_task_result(path, ref, TASKS[0], other) is None
   assert batch_eval.read_task_result(

@@ -34,12 +34,18 @@ def test_demo_help_needs_no_data(tmp_path):
   assert result.stdout.startswith("usage: korani demo [--output DIR]")
 
 
-def test_demo_without_data_says_what_to_do(tmp_path):
-  result = _run(["demo", "--output", str(tmp_path)],
-                {"KORANI_DATA_DIR": str(tmp_path / "nowhere")})
-  assert result.returncode == 2
-  assert "KORANI_DATA_DIR" in result.stderr and "is not a folder" in result.stderr
-  assert "export KORANI_DATA_DIR=" in result.stderr
+def test_demo_without_data_offline_lists_the_files_and_mirror(tmp_path):
+  # Offline: the download server (a closed loopback port) does not answer.
+  result = _run(["demo", "--output", str(tmp_path / "out")],
+                {"KORANI_DATA_DIR": str(tmp_path / "nowhere"),
+                 "KORANI_DOWNLOAD_MIRROR": "http://127.0.0.1:9"})
+  assert result.returncode == 2, result.stderr
+  assert f"KORANI_DATA_DIR={tmp_path / 'nowhere'} lacks" in result.stderr
+  assert "cannot be reached" in result.stderr
+  assert "  kobest/BoolQ/train.tsv\n" in result.stderr
+  assert "  kobest/WiC/dev.tsv\n" in result.stderr
+  assert "korani data download kobest_boolq kobest_copa" in result.stderr
+  assert "--mirror URL" in result.stderr
   assert not list(tmp_path.iterdir())
 
 

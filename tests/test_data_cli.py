@@ -401,3 +401,46 @@ def test_tasks_show_renders_examples_without_a_vocabulary(raw_data_dir,
   assert f"did you mean {task}" in capsys.readouterr().err
   assert cli.main(["tasks", "show", task, "--split", "dev"]) == 2
   assert "no split 'dev'" in capsys.readouterr().err
+
+
+def test_demo_first_run_downloads_kobest_into_the_default_folder(
+    raw_data_dir, serve, tmp_path, monkeypatch):
+  from t5x_runs import demo  # pylint: disable=import-outside-toplevel
+  kobest = raw_data_dir / "kobest"
+  if not kobest.is_dir():
+    pytest.skip(f"no {kobest}")
+  shutil.copytree(kobest, tmp_path / "mirror/kobest")
+  url, state = serve(tmp_path / "mirror")
+  monkeypatch.delenv("KORANI_DATA_DIR", raising=False)
+  monkeypatch.setenv("KORANI_CACHE_DIR", str(tmp_path / "cache"))
+  monkeypatch.setenv(download.MIRROR_ENV, url)
+  # A partial file from an interrupted run is resumed.
+  boolq = catalog.get("kobest_boolq").files[0]
+  part = tmp_path / "cache/data" / (boolq.path + download.PART_SUFFIX)
+  part.parent.mkdir(parents=True)
+  part.write_bytes((kobest / "BoolQ/train.tsv").read_bytes()[:1000])
+
+  data_dir = demo.ensure_data(progress=False)
+  assert data_dir == tmp_path / "cache/data"
+  assert os.environ["KORANI_DATA_DIR"] == str(data_dir)
+  for name in ("BoolQ", "COPA", "HellaSwag", "SentiNeg", "WiC"):
+    for split in ("train", "dev", "test"):
+      assert (data_dir / f"kobest/{name}/{split}.tsv").read_bytes() == (
+          kobest / f"{name}/{split}.tsv").read_bytes()
+  assert (boolq.path, "bytes=1000-") in state.requests
+  assert not _leftovers(data_dir)
+  state.requests.clear()
+  demo.ensure_data(progress=False)  # Present: nothing is fetched.
+  assert not state.requests
+
+
+def test_demo_failed_download_names_the_mirror_option(serve, tmp_path):
+  url, _ = serve(tmp_path / "empty")  # Answers 404 for every file.
+  env = dict(os.environ, KORANI_DATA_DIR=str(tmp_path / "data"),
+             KORANI_DOWNLOAD_MIRROR=url, TF_CPP_MIN_LOG_LEVEL="3")
+  result = subprocess.run([sys.executable, "-m", "t5x_runs.cli", "demo"],
+                          env=env, capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+  assert result.returncode == 1, result.stderr
+  assert "HTTP error 404" in result.stderr
+  assert "korani data download NAME... --mirror URL" in result.stderr

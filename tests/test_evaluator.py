@@ -8,6 +8,7 @@ import pytest
 import seqio
 
 from conftest import SENTINEG
+from korani_tasks import tasks as korani_tasks_lib
 from t5x_runs import evaluator
 from t5x_runs import losses
 from t5x_runs import results
@@ -37,6 +38,9 @@ def test_evaluate_writes_both_result_files(sentineg_run, tmp_path):
     assert row["num_examples"] == 400 and row["checkpoint_step"] == 300
     assert 0.0 <= row["value"] <= 100.0
   assert {r["template_lang"] for r in written} == {"ko", "en"}
+  for row in written:  # The version of the template the row was scored with.
+    template = korani_tasks_lib.task_info(row["task"]).template
+    assert row["template_version"] == template.version
   table = (tmp_path / "results.md").read_text(encoding="utf-8")
   assert "| kobest_sentineg | sentiment | review_sentiment | 400 |" in table
   assert "## Per cluster: average of dataset medians" in table
@@ -92,11 +96,12 @@ def test_summaries_follow_t0_median_over_templates():
            for t, v in (("a", 20.0), ("b", 40.0))]
   rows += [_row("copa", "sentence_completion", "a", "ko", 99.0,
                 metric="length_normalized_accuracy")]
-  summary = results.dataset_summary(rows)
-  assert summary[("copa", "ko")] == {"median": 60.0, "mean": 60.0,
-                                     "num_templates": 3, "metric": "accuracy"}
-  assert summary[("hellaswag", "ko")]["median"] == 30.0
-  assert results.cluster_summary(rows) == {("sentence_completion", "ko"): 45.0}
+  summary = results.summaries(rows)["ko"]
+  copa = summary.datasets["copa"]
+  assert (copa.median, copa.mean, copa.num_templates, copa.metric) == (
+      60.0, 60.0, 3, "accuracy")
+  assert summary.datasets["hellaswag"].median == 30.0
+  assert summary.clusters == {("ko", "sentence_completion"): 45.0}
   table = results.format_markdown(rows, "t")
   assert "| copa | sentence_completion | 60.0 | 60.0 |" in table
   assert "| sentence_completion | 45.0 |" in table
@@ -105,4 +110,9 @@ def test_summaries_follow_t0_median_over_templates():
 def test_results_round_trip(tmp_path):
   rows = [_row("copa", "sentence_completion", "a", "en", 51.5)]
   results.write_results(rows, str(tmp_path))
+  assert results.read_results(str(tmp_path)) == rows
+  # Rows written before template versions were recorded still read.
+  written = json.loads((tmp_path / results.RESULTS_JSON).read_text())
+  del written[0]["template_version"]
+  (tmp_path / results.RESULTS_JSON).write_text(json.dumps(written))
   assert results.read_results(str(tmp_path)) == rows

@@ -70,12 +70,13 @@ def test_every_gin_file_parses():
     gin_utils.parse_gin(includes + [str(path)], REQUIRED)
 
 
-# gin/{ko,en,bilingual}_<size>.gin: (training, evaluation) mixtures per grid
+# gin/{ko,en,en_paper,bilingual}_<size>.gin: (training, evaluation) mixtures per grid
 # cell, and per size the parameter count (Small and Base as published; all
 # have the released checkpoints' dimensions), BATCH_SIZE and NUM_PARTITIONS.
 PRODUCTION_CELLS = {
     "ko": ("korani_train", "p3_heldout_score_eval"),
     "en": ("p3_train", "korani_heldout_score_eval"),
+    "en_paper": ("p3_train_paper", "korani_heldout_score_eval"),
     "bilingual": ("bilingual_train", "bilingual_heldout_score_eval"),
 }
 PRODUCTION_SIZES = {
@@ -150,3 +151,45 @@ def test_wrong_gin_values_are_clear_errors():
                       ["models.mt5_config.size = 'huge'"])
   with pytest.raises(ValueError, match="unknown mT5 size 'huge'"):
     gin.query_parameter("%MODEL_CONFIG").scoped_configurable_fn()
+
+
+def test_size_file_before_run_file_is_an_error_naming_the_files():
+  size, experiment = GIN_DIR / "sizes/xl.gin", GIN_DIR / "experiments/ko_to_ko.gin"
+  gin_utils.check_include_order([str(experiment), str(size)])  # The right order.
+  with pytest.raises(errors.ConfigError) as e:
+    gin_utils.parse_gin([str(size), str(experiment)],
+                        ["MODEL_DIR = 'gs://bucket/run'"])
+  message = str(e.value)
+  for name in ("TRAIN_STEPS", "BATCH_SIZE", "NUM_PARTITIONS",
+               "INITIAL_CHECKPOINT_PATH"):
+    assert f"\n  {name} = " in message
+  assert f"(set by {size}) is reset to 1 by {GIN_DIR / 'runs/finetune.gin'} " \
+         f"(included by {experiment}" in message
+  assert "--gin_file=experiments/ko_to_ko.gin --gin_file=sizes/xl.gin" in message
+
+
+def test_search_paths_serve_includes(tmp_path, monkeypatch):
+  (tmp_path / "top").mkdir()
+  (tmp_path / "lib").mkdir()
+  (tmp_path / "top/run.gin").write_text("include 'part.gin'\nSTEPS = 3\n")
+  (tmp_path / "lib/part.gin").write_text("PART = 'from lib'\n")
+  monkeypatch.chdir(tmp_path / "top")
+  files, _, _ = gin_utils.parse_flags(
+      ["--gin_file=run.gin", f"--gin_search_paths={tmp_path / 'lib'}"])
+  gin_utils.parse_gin(files, [])
+  assert gin.query_parameter("%PART") == "from lib"
+  with pytest.raises(errors.ConfigError, match="is not a folder"):
+    gin_utils.parse_flags([f"--gin_search_paths={tmp_path / 'none'}"])
+
+
+def test_unreadable_gin_files_and_includes_name_the_path(tmp_path):
+  binary = tmp_path / "binary.gin"
+  binary.write_bytes(b"\xff\xfe\x00 = 1\n")
+  with pytest.raises(errors.ConfigError,
+                     match=f"gin file {binary} cannot be read"):
+    gin_utils.parse_gin([str(binary)], [])
+  including = tmp_path / "including.gin"
+  including.write_text("include 'absent_part.gin'\n")
+  with pytest.raises(errors.ConfigError,
+                     match="absent_part.gin.*--gin_search_paths=DIR"):
+    gin_utils.parse_gin([str(including)], [])

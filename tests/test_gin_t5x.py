@@ -68,6 +68,13 @@ class T5xGinFile:
     return self.required | self.macros | self.uses
 
 
+# t5x main when these records were made (2026-04-21). The records keep what
+# each file does at that commit: read there with `git show
+# cc342d41:t5x/configs/runs/eval.gin` etc. in a clone of google-research/t5x
+# (each file's last change: finetune.gin ecc6369, eval.gin ccc5da0,
+# mt5/base.gin 11abdae, mt5/{small,large,xl,xxl}.gin 2c29433).
+T5X_MAIN_COMMIT = "cc342d419ec3e3e9c4bf1df33c82330cafdc1e16"
+
 _DATASET_CONFIG = ("mixture_or_task_name", "task_feature_lengths", "split",
                    "batch_size", "shuffle", "seed", "use_cached", "pack",
                    "module")
@@ -76,17 +83,28 @@ _T5_CONFIG = ("vocab_size", "dtype", "emb_dim", "num_heads",
               "mlp_dim", "mlp_activations", "dropout_rate",
               "logits_via_embedding")
 _MT5_SIZE_FILE = dict(
-    # The stored versions at 11abdae7 (all four); those at 2c294339 (small,
-    # large, xl) bind a subset: the dimensions only.
-    commit="11abdae7ed264eed9181c527c675059947172a4a",
+    commit=T5X_MAIN_COMMIT,
     includes=("t5x/examples/t5/mt5/base.gin",),
     parameters=(_params("network.Transformer", "config")
-                | _params("network.T5Config", *_T5_CONFIG)))
+                | _params("network.T5Config", "emb_dim", "num_heads",
+                          "num_encoder_layers", "num_decoder_layers",
+                          "head_dim", "mlp_dim")))
+_EVAL_PARAMETERS = (
+    _params("eval_script.evaluate", "model", "dataset_cfg", "partitioner",
+            "restore_checkpoint_cfg", "output_dir", "inference_evaluator_cls")
+    | _params("partitioning.PjitPartitioner", "num_partitions",
+              "logical_axis_rules")
+    | _params("seqio.Evaluator", "logger_cls", "num_examples",
+              "use_memory_cache")
+    | _params("utils.DatasetConfig", *_DATASET_CONFIG,
+              "use_custom_packing_ops")
+    | _params("utils.RestoreCheckpointConfig", "path", "mode"))
 
-# The t5x gin files ours may include, and what each does.
+# The t5x gin files ours may include, and what each does on t5x main.
 T5X_FILES = {
     "t5x/configs/runs/finetune.gin": T5xGinFile(
-        commit="0183fb0931fc44c7b974ea1e7f973cb5b2a7203a",
+        commit=T5X_MAIN_COMMIT,
+        # MIXTURE_OR_TASK_MODULE is first required, then bound to None.
         required=frozenset({"MODEL_DIR", "MIXTURE_OR_TASK_NAME",
                             "TASK_FEATURE_LENGTHS", "TRAIN_STEPS",
                             "INITIAL_CHECKPOINT_PATH"}),
@@ -95,15 +113,15 @@ T5X_FILES = {
                           "EVALUATOR_USE_MEMORY_CACHE",
                           "EVALUATOR_NUM_EXAMPLES", "JSON_WRITE_N_RESULTS",
                           "USE_HARDWARE_RNG", "RANDOM_SEED",
-                          "MIXTURE_OR_TASK_MODULE"}),
+                          "TRAIN_STEPS_RELATIVE", "MIXTURE_OR_TASK_MODULE"}),
         uses=frozenset({"MODEL"}),
         parameters=(
             _params("train_script.train", "model", "model_dir",
                     "train_dataset_cfg", "train_eval_dataset_cfg",
                     "infer_eval_dataset_cfg", "checkpoint_cfg", "partitioner",
                     "trainer_cls", "total_steps", "eval_steps", "eval_period",
-                    "random_seed", "use_hardware_rng", "summarize_config_fn",
-                    "inference_evaluator_cls")
+                    "relative_steps", "random_seed", "use_hardware_rng",
+                    "summarize_config_fn", "inference_evaluator_cls")
             | _params("partitioning.PjitPartitioner", "num_partitions",
                       "model_parallel_submesh", "logical_axis_rules")
             | _params("seqio.Evaluator", "logger_cls", "num_examples",
@@ -120,28 +138,17 @@ T5X_FILES = {
                       "learning_rate_fn")
             | _params("utils.create_learning_rate_scheduler", "factors",
                       "base_learning_rate", "warmup_steps"))),
+    # On main the split is a literal inside utils.DatasetConfig:
+    # `split = 'test'`; there is no MIXTURE_OR_TASK_SPLIT macro.
     "t5x/configs/runs/eval.gin": T5xGinFile(
-        commit="2b8acabb8cee488d9ba69e0f6c223e240c472f06",
+        commit=T5X_MAIN_COMMIT,
         required=frozenset({"MIXTURE_OR_TASK_NAME", "CHECKPOINT_PATH",
                             "EVAL_OUTPUT_DIR"}),
-        macros=frozenset({"TASK_FEATURE_LENGTHS", "MIXTURE_OR_TASK_MODULE",
-                          "MIXTURE_OR_TASK_SPLIT"}),
+        macros=frozenset({"TASK_FEATURE_LENGTHS", "MIXTURE_OR_TASK_MODULE"}),
         uses=frozenset({"MODEL"}),
-        parameters=(
-            _params("eval_script.evaluate", "model", "dataset_cfg",
-                    "partitioner", "restore_checkpoint_cfg", "output_dir",
-                    "inference_evaluator_cls")
-            | _params("partitioning.PjitPartitioner", "num_partitions",
-                      "logical_axis_rules")
-            | _params("seqio.Evaluator", "logger_cls", "num_examples",
-                      "use_memory_cache")
-            | _params("utils.DatasetConfig", *_DATASET_CONFIG,
-                      "use_custom_packing_ops")
-            | _params("utils.RestoreCheckpointConfig", "path", "mode"))),
+        parameters=_EVAL_PARAMETERS),
     "t5x/examples/t5/mt5/base.gin": T5xGinFile(
-        commit="5aed264f5059f8963091fddc4027c6d67a0c200a",
-        source="t5x/contrib/gpu/t5/mt5/base.gin (no copy of this file was "
-               "reachable; the four mT5 size files include it)",
+        commit=T5X_MAIN_COMMIT,
         required=frozenset({"DROPOUT_RATE"}),
         macros=frozenset({"Z_LOSS", "LABEL_SMOOTHING",
                           "LOSS_NORMALIZING_FACTOR", "VOCABULARY", "OPTIMIZER",
@@ -162,6 +169,17 @@ T5X_FILES = {
     "t5x/examples/t5/mt5/xl.gin": T5xGinFile(**_MT5_SIZE_FILE),
     "t5x/examples/t5/mt5/xxl.gin": T5xGinFile(**_MT5_SIZE_FILE),
 }
+
+# The other eval.gin in circulation: an unmerged pull request's version
+# (stored copy at 2b8acabb8cee488d9ba69e0f6c223e240c472f06) that names the
+# split through a macro, `MIXTURE_OR_TASK_SPLIT = 'test'`, bound into
+# utils.DatasetConfig.split. Our eval files must select 'validation' under
+# both.
+T5X_EVAL_GIN_MACRO_SPLIT = dataclasses.replace(
+    T5X_FILES["t5x/configs/runs/eval.gin"],
+    commit="2b8acabb8cee488d9ba69e0f6c223e240c472f06",
+    macros=frozenset({"TASK_FEATURE_LENGTHS", "MIXTURE_OR_TASK_MODULE",
+                      "MIXTURE_OR_TASK_SPLIT"}))
 
 # The modules t5x's files import under these names (their selectors' first
 # part); a file of ours binding such a selector must import the same module.
@@ -286,6 +304,8 @@ class Resolution:
   ours: list[str]  # our files, in the order gin reads them
   t5x: list[str]
   problems: list[str]
+  t5x_files: dict[str, T5xGinFile] = dataclasses.field(
+      default_factory=lambda: T5X_FILES)
 
   def value(self, name: str):
     binder, value = self.final[name]
@@ -294,11 +314,11 @@ class Resolution:
 
   @property
   def known_macros(self) -> set[str]:
-    return set().union(*(T5X_FILES[p].known_macros for p in self.t5x))
+    return set().union(*(self.t5x_files[p].known_macros for p in self.t5x))
 
   @property
   def known_parameters(self) -> set[str]:
-    return set().union(*(T5X_FILES[p].parameters for p in self.t5x))
+    return set().union(*(self.t5x_files[p].parameters for p in self.t5x))
 
   @property
   def mt5_size(self) -> str | None:
@@ -310,13 +330,15 @@ class Resolution:
 
 
 def resolve(root: pathlib.Path, top: str,
-            parsed: dict[str, OurGinFile] | None = None) -> Resolution:
+            parsed: dict[str, OurGinFile] | None = None,
+            t5x_files: dict[str, T5xGinFile] | None = None) -> Resolution:
   """Follows `top`'s includes in gin's order; see `Resolution`."""
   parsed = parsed if parsed is not None else {}
-  result = Resolution(top, {}, [], [], [])
+  t5x_files = T5X_FILES if t5x_files is None else t5x_files
+  result = Resolution(top, {}, [], [], [], t5x_files)
 
   def visit_t5x(path):
-    spec = T5X_FILES[path]
+    spec = t5x_files[path]
     for included in spec.includes:
       visit_t5x(included)
     if path not in result.t5x:
@@ -339,7 +361,7 @@ def resolve(root: pathlib.Path, top: str,
         result.final[statement.name] = (path, statement.value)
         continue
       included, line = statement
-      if included in T5X_FILES:
+      if included in t5x_files:
         visit_t5x(included)
       elif included.startswith("t5x/"):
         result.problems.append(
@@ -359,8 +381,13 @@ def resolve(root: pathlib.Path, top: str,
   return result
 
 
-def check_t5x_gin_files(root: pathlib.Path) -> list[str]:
-  """Every problem found in root/gin/t5x/*.gin (see the module docstring)."""
+def check_t5x_gin_files(root: pathlib.Path,
+                        t5x_files: dict[str, T5xGinFile] | None = None
+                        ) -> list[str]:
+  """Every problem found in root/gin/t5x/*.gin (see the module docstring).
+
+  `t5x_files` replaces `T5X_FILES`, e.g. to check against another version.
+  """
   problems = []
   parsed: dict[str, OurGinFile] = {}
   paths = sorted(str(p.relative_to(root))
@@ -372,7 +399,7 @@ def check_t5x_gin_files(root: pathlib.Path) -> list[str]:
       problems.append(f"{path}: does not parse: {e}")
   included = {inc for f in parsed.values() for inc, _ in f.includes}
   tops = [p for p in parsed if p not in included]
-  resolutions = {top: resolve(root, top, parsed) for top in tops}
+  resolutions = {top: resolve(root, top, parsed, t5x_files) for top in tops}
   for r in resolutions.values():
     problems += r.problems
 
@@ -469,7 +496,10 @@ def _check_resolution(parsed, r: Resolution) -> list[str]:
 # --------------------------------------------------------------------------
 # Tests
 
-CELLS = ("ko", "en", "bilingual")
+CELLS = ("ko", "en", "en_paper", "bilingual")
+# Cells scored by another cell's evaluation file: en_paper (trained on
+# p3_train_paper) is evaluated as en is.
+EVAL_CELL = {"en_paper": "en"}
 SIZES = ("small", "base", "large", "xl", "xxl")
 
 
@@ -485,7 +515,8 @@ def test_gin_t5x_files_pass_the_check():
 def test_gin_t5x_has_a_train_and_an_eval_file_per_cell_and_size():
   names = {p.stem for p in (REPO_ROOT / T5X_GIN_DIR).glob("*.gin")}
   assert names == ({f"{c}_{s}" for c in CELLS for s in SIZES}
-                   | {f"eval_{c}_{s}" for c in CELLS for s in SIZES})
+                   | {f"eval_{c}_{s}" for c in CELLS for s in SIZES
+                      if c not in EVAL_CELL})
 
 
 @pytest.fixture(name="our_settings", scope="module")
@@ -513,7 +544,8 @@ def fixture_our_settings():
 def test_t5x_files_mirror_our_production_files(cell, size, our_settings):
   ours = our_settings[cell, size]
   train = resolve(REPO_ROOT, f"{T5X_GIN_DIR}/{cell}_{size}.gin")
-  evaluate = resolve(REPO_ROOT, f"{T5X_GIN_DIR}/eval_{cell}_{size}.gin")
+  evaluate = resolve(
+      REPO_ROOT, f"{T5X_GIN_DIR}/eval_{EVAL_CELL.get(cell, cell)}_{size}.gin")
   assert not train.problems and not evaluate.problems
   assert "t5x/configs/runs/finetune.gin" in train.t5x
   assert "t5x/configs/runs/eval.gin" in evaluate.t5x
@@ -544,10 +576,23 @@ def test_t5x_files_mirror_our_production_files(cell, size, our_settings):
   assert train.value("utils.SaveCheckpointConfig.period") == (
       ours["CHECKPOINT_PERIOD"])
 
-  assert evaluate.value("MIXTURE_OR_TASK_SPLIT") == ours["EVAL_SPLIT"]
+  assert evaluate.value("utils.DatasetConfig.split") == ours["EVAL_SPLIT"]
   assert evaluate.value("TASK_FEATURE_LENGTHS") == {
       "inputs": ours["MAX_INPUT_LENGTH"],
       "targets": ours["TASK_FEATURE_LENGTHS"]["targets"]}
+
+
+@pytest.mark.parametrize("eval_gin", [
+    T5X_FILES["t5x/configs/runs/eval.gin"], T5X_EVAL_GIN_MACRO_SPLIT],
+                         ids=["t5x_main", "macro_split"])
+def test_eval_files_select_validation_under_both_eval_gins(eval_gin):
+  files = {**T5X_FILES, "t5x/configs/runs/eval.gin": eval_gin}
+  assert check_t5x_gin_files(REPO_ROOT, files) == []
+  for cell in CELLS:
+    for size in SIZES:
+      r = resolve(REPO_ROOT, f"{T5X_GIN_DIR}/eval_{cell}_{size}.gin",
+                  t5x_files=files)
+      assert r.value("utils.DatasetConfig.split") == "validation"
 
 
 def _copy_tree(tmp_path) -> pathlib.Path:
@@ -604,8 +649,12 @@ def test_check_catches_misspelled_macro_and_missing_includes(tmp_path):
     ("runs/finetune.gin", "base_learning_rate = %LEARNING_RATE",
      "base_learning_rate = %LEARNING_RATES",
      "refers to %LEARNING_RATES, which no t5x file it is used with defines"),
-    ("runs/eval.gin", "MIXTURE_OR_TASK_SPLIT = 'validation'",
-     "utils.DatasetConfig.split = 'validation'",
+    # The macro exists only in a pull request's eval.gin, not on t5x main.
+    ("runs/eval.gin", "utils.DatasetConfig.split = 'validation'",
+     "MIXTURE_OR_TASK_SPLIT = 'validation'",
+     "gin/t5x/runs/eval.gin: binds macro MIXTURE_OR_TASK_SPLIT, which no t5x "
+     "file it is used with defines"),
+    ("runs/eval.gin", "from t5x import utils\n", "",
      "gin/t5x/runs/eval.gin: binds utils.DatasetConfig.split without "
      "importing t5x.utils as utils in the same file"),
     ("sizes/base.gin", "num_partitions = 1", "num_partitions = (1",

@@ -46,7 +46,8 @@ def _sliced_eval_task(name: str) -> str:
     seqio.TaskRegistry.add(
         sliced,
         source=sources.KoraniTfdsSource(
-            dataset, {"validation": f"validation[:{EVAL_EXAMPLES}]"}),
+            dataset, {"validation": f"validation[:{EVAL_EXAMPLES}]"},
+            example_index=True),
         preprocessors=task.preprocessors,
         output_features=task.output_features,
         postprocess_fn=task.postprocessor,

@@ -5,6 +5,7 @@ import pytest
 
 from korani_tasks import metrics
 from korani_tasks.metrics import ChoiceTarget
+from t5x_runs import aggregation
 from t5x_runs import results
 
 
@@ -129,13 +130,13 @@ SUMMARY_ROWS = [
 
 
 def test_main_metric_is_rouge_l_for_generation_and_accuracy_otherwise():
-  assert results.main_metric(["length_normalized_accuracy", "accuracy"]) == (
-      "accuracy")
-  assert results.main_metric(["rouge1", "rougeL"]) == "rougeL"
-  assert results.main_metric(["length_normalized_accuracy"]) == (
+  assert aggregation.main_metric(
+      ["length_normalized_accuracy", "accuracy"]) == "accuracy"
+  assert aggregation.main_metric(["rouge1", "rougeL"]) == "rougeL"
+  assert aggregation.main_metric(["length_normalized_accuracy"]) == (
       "length_normalized_accuracy")
-  assert results.main_metric([]) is None
-  assert results.main_metrics(SUMMARY_ROWS) == {
+  assert aggregation.main_metric([]) is None
+  assert aggregation.main_metrics(SUMMARY_ROWS) == {
       "kobest_copa": "accuracy", "kobest_hellaswag": "accuracy",
       "kobest_wic": "accuracy", "super_glue_rte": "accuracy",
       "korsum": "rougeL"}
@@ -152,45 +153,74 @@ def test_per_template_values():
       ("kobest_copa", "ko", "t1")] == 40.0
 
 
+def _medians(summaries):
+  return {(d, lang): (s.median, s.mean, s.num_templates, s.metric)
+          for lang, column in summaries.items()
+          for d, s in column.datasets.items()}
+
+
 def test_median_and_mean_over_templates_per_dataset():
-  summary = results.dataset_summary(SUMMARY_ROWS)
-  assert summary[("kobest_copa", "ko")] == {
-      "median": 60.0, "mean": pytest.approx(190 / 3), "num_templates": 3,
-      "metric": "accuracy"}
-  assert summary[("kobest_copa", "en")]["median"] == 40.0
-  assert summary[("kobest_hellaswag", "ko")]["median"] == 50.0  # even count
-  assert summary[("kobest_hellaswag", "ko")]["mean"] == 52.5
+  summary = _medians(results.summaries(SUMMARY_ROWS, "accuracy"))
+  assert summary[("kobest_copa", "ko")] == (
+      60.0, pytest.approx(190 / 3), 3, "accuracy")
+  assert summary[("kobest_copa", "en")][0] == 40.0
+  assert summary[("kobest_hellaswag", "ko")][:2] == (50.0, 52.5)  # even count
   assert ("korsum", "ko") not in summary
-  normalized = results.dataset_summary(SUMMARY_ROWS,
-                                       "length_normalized_accuracy")
-  assert normalized == {("kobest_copa", "ko"): {
-      "median": 70.0, "mean": 60.0, "num_templates": 3,
-      "metric": "length_normalized_accuracy"}}
-  main = results.dataset_summary(SUMMARY_ROWS, metric=None)
-  assert main[("korsum", "ko")] == {
-      "median": 24.0, "mean": pytest.approx(74 / 3), "num_templates": 3,
-      "metric": "rougeL"}
-  assert main[("kobest_copa", "ko")]["median"] == 60.0  # accuracy, not lna
+  normalized = _medians(results.summaries(SUMMARY_ROWS,
+                                          "length_normalized_accuracy"))
+  assert normalized == {("kobest_copa", "ko"): (
+      70.0, 60.0, 3, "length_normalized_accuracy")}
+  main = _medians(results.summaries(SUMMARY_ROWS))
+  assert main[("korsum", "ko")] == (24.0, pytest.approx(74 / 3), 3, "rougeL")
+  assert main[("kobest_copa", "ko")][0] == 60.0  # accuracy, not lna
 
 
 def test_cluster_averages_of_dataset_medians():
-  assert results.cluster_summary(SUMMARY_ROWS, metric=None) == {
-      ("sentence_completion", "ko"): 55.0,  # (60 + 50) / 2
-      ("sentence_completion", "en"): 40.0,
-      ("wsd", "ko"): 40.0,
-      ("nli", "en"): 60.0,
-      ("nli", "ko"): 45.0,
-      ("summarization", "ko"): 24.0}
-  assert ("summarization", "ko") not in results.cluster_summary(SUMMARY_ROWS)
+  summaries = results.summaries(SUMMARY_ROWS)
+  assert summaries["ko"].clusters == {
+      ("en", "nli"): 45.0,
+      ("ko", "sentence_completion"): 55.0,  # (60 + 50) / 2
+      ("ko", "summarization"): 24.0,
+      ("ko", "wsd"): 40.0}
+  assert summaries["en"].clusters == {("en", "nli"): 60.0,
+                                      ("ko", "sentence_completion"): 40.0}
+  assert ("ko", "summarization") not in results.summaries(
+      SUMMARY_ROWS, "accuracy")["ko"].clusters
 
 
-def test_language_averages_by_data_and_template_language():
-  assert results.language_summary(SUMMARY_ROWS, metric=None) == {
-      ("ko", "ko"): 43.5,  # (60 + 50 + 40 + 24) / 4: monolingual Korean
-      ("ko", "en"): 40.0,  # English templates on Korean data
-      ("en", "en"): 60.0,
-      ("en", "ko"): 45.0}
-  assert results.language_summary(SUMMARY_ROWS)[("ko", "ko")] == 50.0
+def test_language_and_overall_averages_are_means_over_clusters():
+  summaries = results.summaries(SUMMARY_ROWS)
+  # Korean data, Korean templates: clusters 55, 40, 24 (not the mean of the
+  # four dataset medians, 43.5).
+  assert summaries["ko"].languages == {"en": 45.0,
+                                       "ko": pytest.approx(119 / 3)}
+  assert summaries["en"].languages == {"en": 60.0, "ko": 40.0}
+  assert summaries["ko"].overall == pytest.approx((55 + 40 + 24 + 45) / 4)
+  assert results.summaries(SUMMARY_ROWS, "accuracy")["ko"].languages[
+      "ko"] == 47.5
+
+
+def test_averages_are_over_the_datasets_every_column_has():
+  """Per data language: columns without any data of a language do not
+  narrow its datasets (the worked example of the aggregation docstring)."""
+  a = [_row("kobest_copa", "sentence_completion", t, "ko", v)
+       for t, v in (("t1", 50.0), ("t2", 60.0), ("t3", 80.0))]
+  a += [_row("kobest_hellaswag", "sentence_completion", "t1", "ko", 50.0),
+        _row("kobest_wic", "wsd", "t1", "ko", 40.0),
+        _row("kobest_sentineg", "sentiment", "t1", "ko", 70.0)]
+  b = [_row("kobest_copa", "sentence_completion", "t1", "ko", 65.0),
+       _row("kobest_wic", "wsd", "t1", "ko", 45.0)]
+  c = [_row("super_glue_rte", "nli", "t1", "ko", 80.0, data_lang="en")]
+  summary = aggregation.summarize_columns({"a": a, "b": b, "c": c})
+  assert summary["a"].averaged == {"kobest_copa", "kobest_wic"}
+  assert summary["a"].clusters == {("ko", "sentence_completion"): 60.0,
+                                   ("ko", "wsd"): 40.0}
+  assert (summary["a"].overall, summary["b"].overall) == (50.0, 55.0)
+  assert summary["c"].averaged == {"super_glue_rte"}
+  assert set(summary["a"].datasets) == {"kobest_copa", "kobest_hellaswag",
+                                        "kobest_wic", "kobest_sentineg"}
+  with pytest.raises(ValueError, match="select one metric"):
+    aggregation.dataset_scores(SUMMARY_ROWS[:4])
 
 
 def test_results_markdown_reports_generation_datasets_by_rouge_l():
@@ -199,4 +229,6 @@ def test_results_markdown_reports_generation_datasets_by_rouge_l():
   assert "| korsum | summarization | 24.0 | 24.7 | – | – |" in table
   assert ("| kobest_copa | sentence_completion | 60.0 | 63.3 | 40.0 | 40.0 |"
           in table)
-  assert "| summarization | 24.0 | – |" in table
+  assert "| summarization | ko | 24.0 | – |" in table
+  assert "| average (ko data) | ko | 39.7 | 40.0 |" in table
+  assert "| all clusters | all | 41.0 | 50.0 |" in table

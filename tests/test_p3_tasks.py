@@ -403,7 +403,7 @@ def test_hf_folder_pipeline(tmp_path, monkeypatch, session_vocab, caplog):
         copy, source=sources.KoraniTfdsSource(
             "p3_records/glue__mrpc", {"validation": "validation",
                                       "test": "test"},
-            tfds_data_dir=tmp_path / "tfds"),
+            tfds_data_dir=tmp_path / "tfds", example_index=True),
         preprocessors=task.preprocessors, output_features=task.output_features,
         metric_fns=task.metric_fns)
     return seqio.get_mixture_or_task(copy)

@@ -1,5 +1,6 @@
 """Template files: structure, alignment, and rendering on real records."""
 
+import dataclasses
 import re
 import textwrap
 
@@ -109,6 +110,7 @@ def test_parse_a_good_file(tmp_path):
     (("target:", "targett:"), "unknown keys"),
     (("{{ question }} 예?", "{% if %}"), "not valid jinja2"),
     (("dataset: kobest_boolq", "dataset: kobest_copa"), "does not match the file name"),
+    (("id: t1", "id: t1\n        note: [a, b]"), "'note' must be text"),
 ])
 def test_malformed_template_files_are_clear_errors(tmp_path, change, message):
   body = GOOD.replace(*change)
@@ -124,3 +126,18 @@ def test_undefined_field_and_target_outside_choices(tmp_path):
   with pytest.raises(ValueError, match="not one of the answer choices"):
     bad = template.__class__(**{**template.__dict__, "target": "아마"})
     bad.render({"question": "q", "label": 1})
+
+
+def test_version_is_a_digest_of_the_rendered_text(tmp_path):
+  """What the template renders from enters the version; the id, the note and
+  the metadata flags do not."""
+  ko, en = (templates.parse_template_file(_write(tmp_path, GOOD))[lang][0]
+            for lang in ("ko", "en"))
+  assert len(ko.version) == 12 and ko.version != en.version
+  noted = GOOD.replace("id: t1", "id: t2\n        note: where it comes from")
+  again = templates.parse_template_file(_write(tmp_path, noted))["ko"][0]
+  assert again.template_id == "t2" and again.version == ko.version
+  for field, value in (("input", ko.input + " "), ("target", "예"),
+                       ("answer_choices", "아니 ||| 예"),
+                       ("dialect", "promptsource")):
+    assert dataclasses.replace(ko, **{field: value}).version != ko.version

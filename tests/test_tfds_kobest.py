@@ -5,6 +5,7 @@ that change source files work on a tmp copy of one KoBEST folder.
 """
 
 import logging
+import os
 import shutil
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import seqio
 import tensorflow_datasets as tfds
 
+from korani_tasks import download
 from korani_tasks import sources
 from korani_tasks.errors import MissingDataError
 from korani_tasks.readers import kobest
@@ -140,15 +142,22 @@ def test_no_source_file_at_all_is_an_error(monkeypatch, tmp_path):
     source.num_input_examples("train")
 
 
-def test_changed_source_file_is_prepared_again(
-    kobest_dir, monkeypatch, tmp_path, caplog):
+def _prepared_sentineg_copy(kobest_dir, monkeypatch, tmp_path):
+  """A prepared copy of KoBEST SentiNeg from a tmp copy of its files;
+  returns (the raw folder, a function making a new source over it)."""
   raw = tmp_path / "raw"
   shutil.copytree(kobest_dir / "SentiNeg", raw / "kobest" / "SentiNeg")
   monkeypatch.setenv("KORANI_DATA_DIR", str(raw))
-  tfds_dir = tmp_path / "tfds"
   new_source = lambda: sources.KoraniTfdsSource(
-      "kobest_sentineg", SPLITS, tfds_data_dir=tfds_dir)
+      "kobest_sentineg", SPLITS, tfds_data_dir=tmp_path / "tfds")
   assert new_source().num_input_examples("validation") == 400
+  return raw, new_source
+
+
+def test_changed_source_file_is_prepared_again(
+    kobest_dir, monkeypatch, tmp_path, caplog):
+  raw, new_source = _prepared_sentineg_copy(kobest_dir, monkeypatch, tmp_path)
+  tfds_dir = tmp_path / "tfds"
 
   caplog.set_level(logging.INFO, logger=sources.__name__)
   caplog.clear()
@@ -171,6 +180,35 @@ def test_changed_source_file_is_prepared_again(
   leftovers = [p.name for p in (tfds_dir / "kobest_sentineg").iterdir()
                if p.name.startswith("incomplete")]
   assert leftovers == []
+
+
+def test_prepared_copy_is_not_hashed_again_and_stands_alone(
+    kobest_dir, monkeypatch, tmp_path, caplog):
+  raw, new_source = _prepared_sentineg_copy(kobest_dir, monkeypatch, tmp_path)
+  hashed = []
+  real_sha256 = download.file_sha256
+  monkeypatch.setattr(download, "file_sha256",
+                      lambda path: hashed.append(path) or real_sha256(path))
+  # Unchanged files: sizes and mtimes only.
+  assert new_source().num_input_examples("validation") == 400
+  assert hashed == []
+  # Touched, same content: that file alone is hashed; not prepared again.
+  dev = raw / "kobest" / "SentiNeg" / "dev.tsv"
+  dev.chmod(0o644)
+  os.utime(dev, ns=(dev.stat().st_atime_ns, dev.stat().st_mtime_ns + 10**9))
+  caplog.set_level(logging.INFO, logger=sources.__name__)
+  caplog.clear()
+  assert new_source().num_input_examples("validation") == 400
+  assert hashed == [dev] and "Preparing" not in caplog.text
+  # Raw files gone, data folder unset: the prepared copy serves alone.
+  shutil.rmtree(raw)
+  for unset in (False, True):
+    if unset:
+      monkeypatch.delenv("KORANI_DATA_DIR")
+    source = new_source()
+    rows = list(source.get_dataset("validation", shuffle=False)
+                .as_numpy_iterator())
+    assert len(rows) == 400
 
 
 def test_builders_are_registered():

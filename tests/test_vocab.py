@@ -65,3 +65,18 @@ def test_default_is_the_public_mt5_vocabulary(monkeypatch):
   monkeypatch.setattr(vocab, "_chosen_path", None)
   monkeypatch.delenv(vocab.VOCAB_ENV, raising=False)
   assert vocab.vocabulary_path() == vocab.MT5_VOCABULARY
+
+
+@pytest.mark.parametrize("where", ["folder", "unknown_scheme"])
+def test_unreachable_vocabulary_names_the_path_and_korani_vocab(
+    tmp_path, monkeypatch, where):
+  # A folder gives TensorFlow's FailedPreconditionError, as libcurl does for
+  # an unreachable gs:// file; an unknown scheme an UnimplementedError.
+  path = str(tmp_path) if where == "folder" else "nofs://bucket/spm.model"
+  monkeypatch.setattr(vocab, "_chosen_path", None)
+  monkeypatch.setenv(vocab.VOCAB_ENV, path)
+  with pytest.raises(errors.ConfigError) as e:
+    vocab.TaskVocabulary().encode("x")
+  message = str(e.value)
+  assert f"cannot read the vocabulary {path} (from $KORANI_VOCAB)" in message
+  assert "export KORANI_VOCAB=" in message

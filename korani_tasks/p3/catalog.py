@@ -52,6 +52,7 @@ class P3Dataset:
   hf_subset: str | None = None
   rounds: tuple[str, ...] = ()
   t0_train_size: int | None = None
+  korani_name: str | None = None
   note: str = ""
 
   @property
@@ -168,6 +169,19 @@ def by_role(role: str) -> tuple[P3Dataset, ...]:
   if role not in ROLES:
     raise ValueError(f"role {role!r} is not one of {ROLES}")
   return tuple(e for e in load().values() if e.role == role)
+
+
+def by_korani_name() -> dict[str, tuple[P3Dataset, ...]]:
+  """{official KORANI name: its entries}: the paper's English training sets.
+
+      >>> [e.key for e in by_korani_name()["adversarial_qa"]]
+      ['adversarial_qa/dbidaf', 'adversarial_qa/dbert', 'adversarial_qa/droberta']
+  """
+  named: dict[str, list[P3Dataset]] = {}
+  for entry in load().values():
+    if entry.korani_name is not None:
+      named.setdefault(entry.korani_name, []).append(entry)
+  return {name: tuple(entries) for name, entries in named.items()}
 
 
 def eval_set_round(eval_set: str) -> tuple[P3Dataset, str | None]:

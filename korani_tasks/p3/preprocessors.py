@@ -36,6 +36,8 @@ import numpy as np
 import tensorflow as tf
 
 from korani_tasks import errors
+from korani_tasks import preprocessors as korani_preprocessors
+from korani_tasks.sources import EXAMPLE_INDEX
 from korani_tasks.templates import PromptTemplate
 
 _log = logging.getLogger(__name__)
@@ -131,7 +133,8 @@ def apply_p3_template(dataset: tf.data.Dataset, template: PromptTemplate,
   """Renders ``p3_records`` examples with a template; skips as T0 does.
 
   Args:
-    dataset: examples ``{"key": tf.string, "record": tf.string (JSON)}``.
+    dataset: examples ``{"key": tf.string, "record": tf.string (JSON)}``,
+      with an ``example_index`` (kept as it is) where the source adds one.
     template: a promptsource-dialect `PromptTemplate` (see
       `korani_tasks.p3.promptsource_yaml`).
     kind: TRAIN or SCORE_EVAL (which records are skipped, see the module
@@ -166,8 +169,9 @@ def apply_p3_template(dataset: tf.data.Dataset, template: PromptTemplate,
     choices.set_shape([None])
     answer_index.set_shape([])
     status.set_shape([])
-    return {"inputs": inputs, "targets": targets, "answer_choices": choices,
-            "answer_index": answer_index, "status": status}
+    return korani_preprocessors.with_example_index(
+        {"inputs": inputs, "targets": targets, "answer_choices": choices,
+         "answer_index": answer_index, "status": status}, ex)
 
   def report():
     counter.report()
@@ -181,12 +185,15 @@ def apply_p3_template(dataset: tf.data.Dataset, template: PromptTemplate,
   rendered = dataset.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE)
   # One marker element after the records: mapping it logs the counts of the
   # pass (the records before it have all been rendered by then).
-  end = tf.data.Dataset.from_tensors({
+  end_example = {
       "inputs": tf.constant(""), "targets": tf.constant(""),
       "answer_choices": tf.zeros([0], tf.string),
       "answer_index": tf.constant(-1, tf.int32),
       "status": tf.constant(_END, tf.int32),
-  }).map(end_marker)
+  }
+  if EXAMPLE_INDEX in dataset.element_spec:
+    end_example[EXAMPLE_INDEX] = tf.constant(-1, tf.int64)
+  end = tf.data.Dataset.from_tensors(end_example).map(end_marker)
   return (rendered.concatenate(end)
           .filter(lambda ex: tf.equal(ex["status"], KEPT))
           .map(lambda ex: {k: v for k, v in ex.items() if k != "status"}))

@@ -89,6 +89,7 @@ from typing import Any
 import yaml
 
 from korani_tasks import errors
+from korani_tasks.p3 import fetch_templates
 from korani_tasks.templates import prompt
 
 PROMPTSOURCE_VERSION = "0.2.3"
@@ -107,8 +108,11 @@ _MISSING_HELP = (
     "The P3 tasks read the prompt templates of the promptsource "
     f"{PROMPTSOURCE_VERSION} package (never imported, only its YAML files). "
     f"Install it with\n    {PIP_INSTALL}\n(its Requires-Python says <3.10, "
-    "but the templates work on any Python), or set "
-    f"{TEMPLATES_DIR_ENV} to a promptsource/templates folder.")
+    "but the templates work on any Python), or, from a wheel install, fetch "
+    "only its templates from the package index with\n"
+    "    korani p3 fetch-templates\n"
+    "(into $KORANI_CACHE_DIR/promptsource-0.2.3/templates, found there), or "
+    f"set {TEMPLATES_DIR_ENV} to a promptsource/templates folder.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -525,7 +529,8 @@ def templates_dir() -> pathlib.Path:
 
   ``$PROMPTSOURCE_TEMPLATES_DIR`` where set, else the installed promptsource
   package's ``templates`` folder (found by `importlib.util.find_spec`, or the
-  distribution's file list; promptsource is not imported).
+  distribution's file list; promptsource is not imported), else the folder
+  that ``korani p3 fetch-templates`` fills (`fetch_templates.default_dir`).
 
   Raises:
     MissingDataError: promptsource is not installed (the message gives the
@@ -540,6 +545,9 @@ def templates_dir() -> pathlib.Path:
     return path
   path = _installed_templates_dir()
   if path is None:
+    fetched = fetch_templates.default_dir()
+    if fetched.is_dir():
+      return fetched
     raise errors.MissingDataError(
         "the promptsource package is not installed.\n" + _MISSING_HELP)
   return path

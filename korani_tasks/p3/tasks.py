@@ -242,7 +242,7 @@ def _source(entry: catalog.P3Dataset, round_: str | None
   if not split_map:
     return None
   return sources.KoraniTfdsSource(tfds_builder.builder_name(entry.key),
-                                  splits=split_map)
+                                  splits=split_map, example_index=True)
 
 
 @functools.cache

@@ -161,13 +161,16 @@ class P3Records(tfds.core.GeneratorBasedBuilder):
           + paths.MISSING_DATA_HELP.format(env=paths.DATA_DIR_ENV))
     return present
 
-  def source_checksums(self, manual_dir: os.PathLike | str) -> dict[str, str]:
+  def source_checksums(self, manual_dir: os.PathLike | str,
+                       digest=None) -> dict[str, str]:
     """The sha256 of each present source file, by path relative to
-    `manual_dir` (absolute for a file outside it)."""
+    `manual_dir` (absolute for a file outside it). `digest` replaces sha256
+    (`raw.file_stat`: sizes and mtimes)."""
     manual_dir = pathlib.Path(manual_dir)
     files = dict.fromkeys(
         p for ps in self.source_files(manual_dir).values() for p in ps)
-    return {_relative(p, manual_dir): download.file_sha256(p) for p in files}
+    digest = digest or download.file_sha256
+    return {_relative(p, manual_dir): digest(p) for p in files}
 
   def prepared_source_checksums(self) -> dict[str, str]:
     """`source_checksums` as recorded when this copy was prepared, or {}."""
@@ -192,6 +195,8 @@ class P3Records(tfds.core.GeneratorBasedBuilder):
       _log.warning("%s: preparing without split(s) %s: their files are not "
                    "there", builder_name(self.source_key), ", ".join(left_out))
     self.info.metadata[SOURCE_SHA256] = self.source_checksums(manual_dir)
+    self.info.metadata[raw.SOURCE_STAT] = self.source_checksums(
+        manual_dir, digest=raw.file_stat)
     return {split: self._generate_examples(split, split_paths)
             for split, split_paths in files.items()}
 

@@ -5,6 +5,7 @@ One file per dataset, ``<dataset>.yaml`` in this folder::
     dataset: kobest_boolq
     templates:
       - id: gpt3_style                        # [a-z0-9_]+, used in task names
+        note: where the wording comes from    # optional, not rendered
         original_task: true                   # optional, default true
         choices_in_prompt: false              # optional, default false
         target: "{{ answer_choices[label] }}" # shared by both languages
@@ -42,8 +43,8 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 LANGUAGES = ("ko", "en")
 TEMPLATE_DIR = pathlib.Path(__file__).parent
 _ID_PATTERN = re.compile(r"^[a-z0-9_]+$")
-_TEMPLATE_KEYS = {"id", "original_task", "choices_in_prompt", "input", "target",
-                  "answer_choices", *LANGUAGES}
+_TEMPLATE_KEYS = {"id", "note", "original_task", "choices_in_prompt", "input",
+                  "target", "answer_choices", *LANGUAGES}
 _TEXT_KEYS = ("input", "target", "answer_choices")
 
 
@@ -97,6 +98,8 @@ def parse_template_file(
     unknown = set(entry) - _TEMPLATE_KEYS
     if unknown:
       raise errors.ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    if not isinstance(entry.get("note", ""), str):
+      raise errors.ConfigError(f"{where}: 'note' must be text")
     versions = {lang: _language_version(entry, lang, where)
                 for lang in LANGUAGES}
     _check_aligned(versions, where)

@@ -295,6 +295,19 @@ class PromptTemplate:
   def name(self) -> str:
     return f"{self.dataset}/{self.lang}/{self.template_id}"
 
+  @property
+  def version(self) -> str:
+    """A digest of what the template renders from (12 hex digits).
+
+    Any change to the input, target, answer choices or dialect changes it;
+    the id, language and metadata flags do not enter it. Result files record
+    it, so that scores of an edited template (same id) are not taken for
+    scores of the old one.
+    """
+    text = json.dumps([self.dialect, self.input, self.target,
+                       self.answer_choices], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
   def _render(self, source: str, context: Mapping[str, Any], what: str) -> str:
     try:
       compiled = _compile(source, self.dialect)

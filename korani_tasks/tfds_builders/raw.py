@@ -37,6 +37,15 @@ _log = logging.getLogger(__name__)
 # Key of `DatasetInfo.metadata` that maps each source file (relative to the
 # manual dir) to its sha256 at preparation time.
 SOURCE_SHA256 = "source_sha256"
+# And to its [size, mtime in ns]: what `sources.prepare` compares on each use
+# (hashing only a file whose size or mtime changed).
+SOURCE_STAT = "source_stat"
+
+
+def file_stat(path: os.PathLike | str) -> list[int]:
+  """``[size, mtime_ns]`` of a file: a cheap sign that it changed."""
+  stat = os.stat(path)
+  return [stat.st_size, stat.st_mtime_ns]
 
 
 class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -86,18 +95,20 @@ class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return present
 
   @classmethod
-  def source_checksums(cls, manual_dir: os.PathLike | str) -> dict[str, str]:
+  def source_checksums(cls, manual_dir: os.PathLike | str,
+                       digest=None) -> dict[str, str]:
     """The sha256 of each present source file, by path relative to `manual_dir`.
 
-    Example: ``{"kobest/COPA/dev.tsv": "3f2a...", ...}``.
+    Example: ``{"kobest/COPA/dev.tsv": "3f2a...", ...}``. `digest` replaces
+    sha256 (`file_stat`: sizes and mtimes).
 
     Raises:
       MissingDataError: no split has all its files.
     """
     files = dict.fromkeys(
         p for ps in cls.source_files(manual_dir).values() for p in ps)
-    return {p.relative_to(manual_dir).as_posix(): download.file_sha256(p)
-            for p in files}
+    digest = digest or download.file_sha256
+    return {p.relative_to(manual_dir).as_posix(): digest(p) for p in files}
 
   def prepared_source_checksums(self) -> dict[str, str]:
     """`source_checksums` as recorded when this copy was prepared, or {}."""
@@ -111,6 +122,8 @@ class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       _log.warning("%s: preparing without split(s) %s: their files are not in "
                    "%s", self.name, ", ".join(left_out), manual_dir)
     self.info.metadata[SOURCE_SHA256] = self.source_checksums(manual_dir)
+    self.info.metadata[SOURCE_STAT] = self.source_checksums(
+        manual_dir, digest=file_stat)
     return {split: self._generate_examples(split, split_paths)
             for split, split_paths in files.items()}
 

@@ -140,12 +140,15 @@ class KoraniRelease(tfds.core.GeneratorBasedBuilder):
           + paths.MISSING_RELEASE_HELP)
     return files
 
-  def source_checksums(self, manual_dir: os.PathLike | str) -> dict[str, str]:
+  def source_checksums(self, manual_dir: os.PathLike | str,
+                       digest=None) -> dict[str, str]:
     """The sha256 of each source CSV, by path relative to `manual_dir`.
 
-    Example: ``{"intent/stylekqc/train.csv": "3f2a...", ...}``.
+    Example: ``{"intent/stylekqc/train.csv": "3f2a...", ...}``. `digest`
+    replaces sha256 (`raw.file_stat`: sizes and mtimes).
     """
-    return {p.relative_to(manual_dir).as_posix(): download.file_sha256(p)
+    digest = digest or download.file_sha256
+    return {p.relative_to(manual_dir).as_posix(): digest(p)
             for files in self.source_files(manual_dir).values()
             for p in files}
 
@@ -179,6 +182,8 @@ class KoraniRelease(tfds.core.GeneratorBasedBuilder):
                    builder_name(self.dataset_key), ", ".join(left_out),
                    self.dataset_dir(manual_dir))
     self.info.metadata[SOURCE_SHA256] = self.source_checksums(manual_dir)
+    self.info.metadata[raw.SOURCE_STAT] = self.source_checksums(
+        manual_dir, digest=raw.file_stat)
     # Counted while the examples are generated (in this process).
     self.info.metadata[_UNSCORABLE] = dict.fromkeys(files, 0)
     self.info.metadata[_WITHOUT_CHOICES] = dict.fromkeys(files, 0)
