@@ -49,6 +49,7 @@ def standard_logical_axis_rules(
       ("embed", DATA_AXIS if parameter_2d_sharding else None),
       ("length", None),
       ("relpos_buckets", None),
+      ("layers", None),  # the stacked axis of scanned layers (scan_layers)
   )
 
 

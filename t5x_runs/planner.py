@@ -24,10 +24,13 @@ axis rules (t5x_runs/partitioning.py). Per device:
   sharding of the parameter dimensions it still has; other arrays (counters,
   placeholders) are replicated.
 * gradients: as the parameters (transient, but all alive at the end of the
-  backward pass).
+  backward pass); with ``num_microbatches`` > 1 twice that: the accumulated
+  gradients and those of the current microbatch.
 * activations: an estimate that follows the model's ``remat_policy`` (what
   each layer keeps for the backward pass, plus the largest transient of the
-  backward pass), see `activation_bytes`.
+  backward pass), see `activation_bytes`, for one microbatch: the
+  per-device batch divided by ``num_microbatches`` (the trainer's
+  gradient accumulation runs one microbatch at a time).
 * update temporaries: the optimizer step's, see `update_temporary_bytes`.
 
 The total adds parameters, optimizer state and gradients to the larger of
@@ -92,6 +95,7 @@ class Plan:
   update_temporaries: int = 0  # see `update_temporary_bytes`
   device_memory_gib: float | None = None
   headroom: float = DEFAULT_HEADROOM
+  num_microbatches: int = 1
 
   @property
   def remat_policy(self) -> str:
@@ -105,6 +109,11 @@ class Plan:
   @property
   def per_device_batch(self) -> int:
     return self.batch_size // self.data_parallel
+
+  @property
+  def microbatch_per_device(self) -> int:
+    """Sequences a device holds activations for at a time."""
+    return self.per_device_batch // self.num_microbatches
 
   @property
   def total(self) -> int:
@@ -128,20 +137,51 @@ class Plan:
 
   @property
   def max_batch_size(self) -> int | None:
-    """The largest batch (a multiple of the replicas) that fits, or None.
+    """The largest batch (a multiple of the replicas and microbatches) that
+    fits with ``num_microbatches``, or None.
 
-    0 when not even one example per replica fits.
+    0 when not even one example per replica and microbatch fits.
     """
+    per_microbatch = self._max_microbatch_per_device(self.num_microbatches)
+    if per_microbatch is None:
+      return None
+    return per_microbatch * self.num_microbatches * self.data_parallel
+
+  def _max_microbatch_per_device(self, num_microbatches: int) -> int | None:
+    """The most sequences per device and microbatch that fit."""
     usable = self.usable_bytes
     if usable is None:
       return None
-    room = usable - (self.parameters + self.optimizer_state + self.gradients)
+    gradients = self.parameter_gradients * (2 if num_microbatches > 1 else 1)
+    room = usable - (self.parameters + self.optimizer_state + gradients)
     if room < self.update_temporaries:
       return 0
     fixed = (self.activations
-             - self.activations_per_example * self.per_device_batch)
-    per_replica = max(0, int((room - fixed) // self.activations_per_example))
-    return per_replica * self.data_parallel
+             - self.activations_per_example * self.microbatch_per_device)
+    return max(0, int((room - fixed) // self.activations_per_example))
+
+  @property
+  def parameter_gradients(self) -> int:
+    """Bytes of one set of gradients (``gradients`` without the
+    accumulator of microbatching)."""
+    return self.gradients // (2 if self.num_microbatches > 1 else 1)
+
+  def smallest_num_microbatches(self) -> int | None:
+    """The fewest microbatches with which this batch fits (None: the
+    memory is not given, or no count that divides the per-device batch
+    fits).
+
+    Counts must divide the per-device batch (BATCH_SIZE / replicas).
+    """
+    for count in range(1, self.per_device_batch + 1):
+      if self.per_device_batch % count:
+        continue
+      fitting = self._max_microbatch_per_device(count)
+      if fitting is None:
+        return None
+      if fitting >= self.per_device_batch // count:
+        return count
+    return None
 
 
 def _check_positive(**values: int) -> None:
@@ -416,7 +456,8 @@ def plan(model_config: MT5Config, *, batch_size: int,
          num_partitions: int = 1, device_memory_gib: float | None = None,
          parameter_2d_sharding: bool = False, param_dtype: Any = jnp.float32,
          activation_dtype: Any = None, optimizer=None,
-         headroom: float = DEFAULT_HEADROOM) -> Plan:
+         headroom: float = DEFAULT_HEADROOM, num_microbatches: int = 1
+         ) -> Plan:
   """Per-device memory of training `model_config`; see the module docstring.
 
   `optimizer` defaults to the trainer's (``trainer.make_optimizer()``, with
@@ -425,10 +466,12 @@ def plan(model_config: MT5Config, *, batch_size: int,
   Raises:
     ConfigError: a setting that the trainer's mesh cannot take (partitions
       not dividing the devices or a sharded dimension, a batch not divisible
-      by the data-parallel replicas, a missing length or vocabulary size).
+      by the data-parallel replicas times the microbatches, a missing length
+      or vocabulary size).
   """
   _check_positive(batch_size=batch_size, num_devices=num_devices,
-                  num_partitions=num_partitions)
+                  num_partitions=num_partitions,
+                  num_microbatches=num_microbatches)
   if num_devices % num_partitions:
     raise errors.ConfigError(
         f"num_partitions={num_partitions} (gin NUM_PARTITIONS) must divide "
@@ -439,6 +482,12 @@ def plan(model_config: MT5Config, *, batch_size: int,
         f"batch_size={batch_size} (gin BATCH_SIZE) must be a multiple of the "
         f"{data_parallel} data-parallel replicas (devices {num_devices} / "
         f"num_partitions {num_partitions})")
+  if batch_size % (data_parallel * num_microbatches):
+    raise errors.ConfigError(
+        f"batch_size={batch_size} (gin BATCH_SIZE) must be divisible by "
+        f"num_microbatches={num_microbatches} (gin NUM_MICROBATCHES) x the "
+        f"{data_parallel} data-parallel replicas = "
+        f"{data_parallel * num_microbatches}")
   missing = {"inputs", "targets"} - set(task_feature_lengths)
   if missing:
     raise errors.ConfigError(
@@ -486,7 +535,7 @@ def plan(model_config: MT5Config, *, batch_size: int,
         inputs_length=task_feature_lengths["inputs"],
         targets_length=task_feature_lengths["targets"],
         num_partitions=num_partitions, activation_dtype=activation_dtype)
-  acts = acts_at(batch_size // data_parallel)
+  acts = acts_at(batch_size // data_parallel // num_microbatches)
   parameters = sum(param_bytes.values())
   update = update_temporary_bytes(param_bytes.values())
   return Plan(
@@ -496,12 +545,14 @@ def plan(model_config: MT5Config, *, batch_size: int,
       parameter_2d_sharding=parameter_2d_sharding,
       param_count=sum(math.prod(s) for s, _ in by_path.values()),
       parameters=parameters, optimizer_state=state_bytes,
-      gradients=parameters, activations=sum(acts.values()),
+      gradients=parameters * (2 if num_microbatches > 1 else 1),
+      activations=sum(acts.values()),
       parameters_by_name=param_bytes, activations_by_kind=acts,
       activations_per_example=(sum(acts_at(1).values())
                                - sum(acts_at(0).values())),
       update_temporaries=update,
-      device_memory_gib=device_memory_gib, headroom=headroom)
+      device_memory_gib=device_memory_gib, headroom=headroom,
+      num_microbatches=num_microbatches)
 
 
 # The features of a packed training batch (seqio's EncDecFeatureConverter
@@ -580,8 +631,9 @@ def plan_from_gin(gin_files: Sequence[str], bindings: Sequence[str] = (), *,
   """`plan` for the training run a gin configuration describes.
 
   Reads what ``trainer.train`` would get: model_config, batch_size,
-  task_feature_lengths, num_partitions (the MODEL_CONFIG, BATCH_SIZE,
-  TASK_FEATURE_LENGTHS and NUM_PARTITIONS macros of gin/runs/finetune.gin,
+  task_feature_lengths, num_partitions, num_microbatches (the MODEL_CONFIG,
+  BATCH_SIZE, TASK_FEATURE_LENGTHS, NUM_PARTITIONS and NUM_MICROBATCHES
+  macros of gin/runs/finetune.gin,
   so ``BATCH_SIZE = 64`` bindings override them) and parameter_2d_sharding
   if bound. Required macros that planning does not use (MODEL_DIR, ...) get
   placeholders. Replaces the process's gin configuration.
@@ -629,6 +681,8 @@ def plan_from_gin(gin_files: Sequence[str], bindings: Sequence[str] = (), *,
       num_partitions=_trainer_setting("num_partitions", 1, required=False),
       parameter_2d_sharding=bool(_trainer_setting(
           "parameter_2d_sharding", False, required=False)),
+      num_microbatches=_trainer_setting("num_microbatches", 1,
+                                        required=False),
       device_memory_gib=device_memory_gib, headroom=headroom)
 
 
@@ -644,7 +698,9 @@ def format_plan(p: Plan) -> str:
       f"model: {cfg.num_encoder_layers}+{cfg.num_decoder_layers} layers, "
       f"emb {cfg.emb_dim}, mlp {cfg.mlp_dim}, {cfg.num_heads} heads, vocab "
       f"{cfg.vocab_size:,}: {p.param_count:,} parameters",
-      f"run: batch {p.batch_size} ({p.per_device_batch} per replica), "
+      f"run: batch {p.batch_size} ({p.per_device_batch} per replica"
+      + (f", {p.num_microbatches} microbatches of {p.microbatch_per_device}"
+         if p.num_microbatches > 1 else "") + "), "
       f"lengths {lengths}, {cfg.dtype} activations, rematerialization "
       f"{cfg.remat_policy!r}",
       f"mesh: {p.num_devices} devices = {p.data_parallel} data x "
@@ -684,4 +740,12 @@ def format_plan(p: Plan) -> str:
     else:
       lines.append("largest batch that fits: none (not one example per "
                    "replica; more NUM_PARTITIONS or devices)")
+    if not p.fits:
+      count = p.smallest_num_microbatches()
+      lines.append(
+          f"smallest NUM_MICROBATCHES that fits batch {p.batch_size}: "
+          f"{count} ({p.per_device_batch // count} sequences per replica "
+          "at a time)" if count else
+          f"no NUM_MICROBATCHES fits batch {p.batch_size} (even one "
+          "sequence per replica at a time does not)")
   return "\n".join(lines)

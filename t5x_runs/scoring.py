@@ -293,7 +293,10 @@ class SharedEncoderScorer(Scorer):
     self.params = params
     self.encoder_batch_size = encoder_batch_size
     param_shardings = jax.tree.map(lambda x: x.sharding, params)
-    num_projections = len(_CROSS_PROJECTIONS) * model.config.num_decoder_layers
+    # A scanned decoder (scan_layers) has one cross-attention module, traced
+    # for all its layers: the distinct module paths are counted.
+    num_projections = len(_CROSS_PROJECTIONS) * (
+        1 if model.config.scan_layers else model.config.num_decoder_layers)
 
     def encode(params, tokens):
       return model.apply({"params": params}, tokens, method=MT5.encode)
@@ -305,7 +308,7 @@ class SharedEncoderScorer(Scorer):
         logits = model.apply(
             {"params": params}, encoded, jnp.take(input_tokens, source, axis=0),
             batch[DECODER_INPUTS], batch[DECODER_TARGETS], method=MT5.decode)
-      if len(seen) != num_projections:  # Checked once, when jit traces.
+      if len(set(seen)) != num_projections:  # Checked when jit traces.
         raise RuntimeError(
             f"expected {num_projections} cross-attention projections "
             f"(decoder/layers_*/{_CROSS_ATTENTION}/{{key,value}}) in "

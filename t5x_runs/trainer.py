@@ -39,6 +39,7 @@ from korani_tasks import protocol
 from korani_tasks import vocab as vocab_lib
 from t5x_runs import checkpoints
 from t5x_runs import distributed
+from t5x_runs import layer_optimizer
 from t5x_runs import losses
 from t5x_runs import partitioning
 from t5x_runs.models import MT5, MT5Config
@@ -71,14 +72,19 @@ def resolve_model_config(config: MT5Config, vocabulary: seqio.Vocabulary
 def make_optimizer(learning_rate: float = 1e-3, warmup_steps: int = 0,
                    decay_rate: float = 0.8, clipping_threshold: float = 1.0,
                    ) -> optax.GradientTransformation:
-  """Adafactor as T5/mT5 fine-tuning uses it: constant rate 1e-3."""
+  """Adafactor as T5/mT5 fine-tuning uses it: constant rate 1e-3.
+
+  Scanned layer parameters are updated layer by layer (`layer_optimizer`),
+  as if they were not stacked.
+  """
   schedule = (optax.linear_schedule(0.0, learning_rate, warmup_steps)
               if warmup_steps else learning_rate)
   if warmup_steps:
     schedule = optax.join_schedules(
         [schedule, optax.constant_schedule(learning_rate)], [warmup_steps])
-  return optax.adafactor(learning_rate=schedule, decay_rate=decay_rate,
-                         clipping_threshold=clipping_threshold)
+  return layer_optimizer.per_layer(optax.adafactor(
+      learning_rate=schedule, decay_rate=decay_rate,
+      clipping_threshold=clipping_threshold))
 
 
 def train_batches(mixture_or_task_name: str, task_feature_lengths: Mapping[str, int],
@@ -151,18 +157,69 @@ def _model_inputs(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
 
 
 def make_train_step(model: MT5, optimizer: optax.GradientTransformation,
-                    z_loss: float):
-  """Returns train_step(params, opt_state, batch, dropout_rng)."""
+                    z_loss: float, num_microbatches: int = 1):
+  """Returns train_step(params, opt_state, batch, dropout_rng).
+
+  With ``num_microbatches`` > 1 the gradients are accumulated over that many
+  microbatches in a ``lax.scan`` (t5x's ``accumulate_grads_microbatched``,
+  google-research/t5x t5x/trainer.py at 49e5ebd), so only one microbatch's
+  activations are alive at a time. Microbatch j holds the rows r with
+  r % num_microbatches == j: each data-parallel replica keeps its own rows
+  (no data moves between devices). Each microbatch's loss is normalized by
+  the whole batch's token count, so the accumulated gradient, the update
+  and the metrics equal the full batch's (dropout aside: microbatch j
+  draws its masks from ``fold_in(dropout_rng, j)``).
+  """
+
+  def loss_fn(p, batch, rng):
+    logits = model.apply({"params": p}, **_model_inputs(batch),
+                         enable_dropout=True, rngs={"dropout": rng})
+    return losses.cross_entropy_loss(
+        logits, batch["decoder_target_tokens"],
+        batch["decoder_loss_weights"], z_loss=z_loss)
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def accumulated_grads(params, batch, dropout_rng):
+    """(metrics, grads) of the batch, one microbatch at a time."""
+    def split(x):  # [B, ...] -> [M, B / M, ...], rows r % M == j at j.
+      x = x.reshape(x.shape[0] // num_microbatches, num_microbatches,
+                    *x.shape[1:])
+      return nn.with_logical_constraint(
+          jnp.swapaxes(x, 0, 1), (None, "batch") + (None,) * (x.ndim - 2))
+
+    microbatches = jax.tree.map(split, batch)
+    total_tokens = jnp.maximum(
+        batch["decoder_loss_weights"].astype(jnp.float32).sum(), 1.0)
+
+    def metrics_and_grads(index, microbatch):
+      (loss, parts), grads = grad_fn(
+          params, microbatch, jax.random.fold_in(dropout_rng, index))
+      # The loss and every metric but num_tokens are sums over the
+      # microbatch's tokens divided by their count: rescaled to the whole
+      # batch's count, they add up to the batch's values.
+      share = jnp.maximum(parts["num_tokens"], 1.0) / total_tokens
+      metrics = {k: v * share for k, v in dict(parts, loss=loss).items()}
+      metrics["num_tokens"] = parts["num_tokens"]
+      return metrics, jax.tree.map(lambda g: g * share, grads)
+
+    def body(accumulated, xs):
+      return jax.tree.map(jnp.add, accumulated,
+                          metrics_and_grads(*xs)), None
+
+    first = jax.tree.map(lambda x: x[0], microbatches)
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
+                         jax.eval_shape(metrics_and_grads, 0, first))
+    (metrics, grads), _ = jax.lax.scan(
+        body, zeros, (jnp.arange(num_microbatches), microbatches))
+    return metrics, grads
 
   def train_step(params, opt_state, batch, dropout_rng):
-    def loss_fn(p):
-      logits = model.apply({"params": p}, **_model_inputs(batch),
-                           enable_dropout=True, rngs={"dropout": dropout_rng})
-      return losses.cross_entropy_loss(
-          logits, batch["decoder_target_tokens"],
-          batch["decoder_loss_weights"], z_loss=z_loss)
-
-    (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    if num_microbatches == 1:
+      (loss, parts), grads = grad_fn(params, batch, dropout_rng)
+    else:
+      parts, grads = accumulated_grads(params, batch, dropout_rng)
+      loss = parts.pop("loss")
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     metrics = dict(parts, loss=loss, grad_norm=optax.global_norm(grads))
@@ -181,7 +238,7 @@ class ShardedTrainState:
   mesh: Mesh
 
   def compile_step(self, model: MT5, optimizer: optax.GradientTransformation,
-                   z_loss: float):
+                   z_loss: float, num_microbatches: int = 1):
     """`make_train_step` jit-compiled with explicit in/out shardings.
 
     Parameters and optimizer state keep their shardings (and are donated:
@@ -190,7 +247,7 @@ class ShardedTrainState:
     """
     replicated = partitioning.replicated(self.mesh)
     return jax.jit(
-        make_train_step(model, optimizer, z_loss),
+        make_train_step(model, optimizer, z_loss, num_microbatches),
         in_shardings=(self.param_shardings, self.opt_state_shardings,
                       partitioning.batch_sharding(self.mesh), replicated),
         out_shardings=(self.param_shardings, self.opt_state_shardings,
@@ -258,13 +315,22 @@ def load_initial_params(path: str, config: MT5Config, abstract_params: Any,
   return jax.tree.map(place, loaded, abstract_params, shardings)
 
 
-def _check_batch_fits_mesh(batch_size: int, mesh: Mesh) -> None:
+def _check_batch_fits_mesh(batch_size: int, mesh: Mesh,
+                           num_microbatches: int = 1) -> None:
   replicas = mesh.shape[partitioning.DATA_AXIS]
   if batch_size % replicas:
     raise errors.ConfigError(
         f"batch_size={batch_size} must be divisible by the {replicas} "
         f"data-parallel replicas ({mesh.devices.size} devices / "
         f"num_partitions={mesh.shape[partitioning.MODEL_AXIS]})")
+  if (not isinstance(num_microbatches, int) or num_microbatches < 1
+      or batch_size % (num_microbatches * replicas)):
+    raise errors.ConfigError(
+        f"batch_size={batch_size} (gin BATCH_SIZE) must be divisible by "
+        f"num_microbatches={num_microbatches} (gin NUM_MICROBATCHES) x the "
+        f"{replicas} data-parallel replicas = "
+        f"{num_microbatches * replicas}: each microbatch takes the same "
+        "number of rows from every replica")
 
 
 def _use_vocabulary(vocabulary: str | None, model_dir: str) -> seqio.Vocabulary:
@@ -296,6 +362,7 @@ def train(*,
           z_loss: float = 1e-4,
           num_partitions: int = 1,
           parameter_2d_sharding: bool = False,
+          num_microbatches: int = 1,
           checkpoint_period: int = 1000,
           checkpoint_data_iterator: bool = True,
           keep_checkpoints: int | None = 3,
@@ -318,6 +385,11 @@ def train(*,
   about 2 MB for one KoBEST task at length 64, 60 MB for the five
   korani_kobest_train tasks at 256, more with many tasks and long inputs);
   False saves none and a resumed run skips the batches already read.
+
+  `num_microbatches` splits each step's batch into that many microbatches
+  whose gradients are accumulated (`make_train_step`): the same update with
+  the activations of one microbatch. `batch_size` must be divisible by it
+  times the data-parallel replicas.
 
   `use_cached` trains from the tasks' offline cache (seqio's
   ``cache_tasks_main``; korani_tasks/caching.py) found in seqio's cache dirs
@@ -345,7 +417,7 @@ def train(*,
   _check_same_model(model_dir, config)
 
   mesh = partitioning.make_mesh(num_partitions)
-  _check_batch_fits_mesh(batch_size, mesh)
+  _check_batch_fits_mesh(batch_size, mesh, num_microbatches)
   host_batch_size = distributed.host_batch_size(batch_size)
   rules = partitioning.standard_logical_axis_rules(parameter_2d_sharding)
   model = MT5(config)
@@ -385,7 +457,7 @@ def train(*,
                      start_step, num_train_steps)
         return TrainResult(start_step, start_step, [], config)
 
-      step_fn = state.compile_step(model, optimizer, z_loss)
+      step_fn = state.compile_step(model, optimizer, z_loss, num_microbatches)
       metadata = {
           "model_config": dataclasses.asdict(config),
           "mixture_or_task_name": mixture_or_task_name,
@@ -498,6 +570,9 @@ def _check_same_model(model_dir: str, config: MT5Config) -> None:
   with tf.io.gfile.GFile(path) as f:
     saved = json.load(f)
   current = dataclasses.asdict(config)
+  # A field added since the run started has its default there.
+  saved = {**{f.name: f.default for f in dataclasses.fields(MT5Config)
+              if f.default is not dataclasses.MISSING}, **saved}
   # How activations are kept for the backward pass changes neither the
   # parameters nor the results: a run may resume with another policy.
   diff = {k: (saved.get(k), current.get(k)) for k in current

@@ -323,3 +323,42 @@ def test_planner_is_within_20_percent_of_the_compiled_tiny_step():
   stats = compiled.memory_analysis()
   assert stats.alias_size_in_bytes >= 0.99 * (plan.parameters
                                              + plan.optimizer_state)
+
+
+def test_microbatches_count_one_microbatch_of_activations():
+  tiny = mt5_config("tiny")
+  whole = _plan(tiny, batch_size=16, num_devices=2)
+  split = _plan(tiny, batch_size=16, num_devices=2, num_microbatches=4)
+  quarter = _plan(tiny, batch_size=4, num_devices=2)
+  assert split.microbatch_per_device == 2 == quarter.per_device_batch
+  assert split.activations == quarter.activations
+  # The accumulated gradients come on top of the microbatch's.
+  assert split.gradients == 2 * whole.gradients
+  assert split.activations < whole.activations and split.total < whole.total
+  with pytest.raises(errors.ConfigError,
+                     match=r"batch_size=12 .*num_microbatches=4 \(gin "
+                           r"NUM_MICROBATCHES\) x the 2 data-parallel "
+                           r"replicas = 8"):
+    _plan(tiny, batch_size=12, num_devices=2, num_microbatches=4)
+
+
+def test_plan_suggests_the_smallest_microbatch_count_that_fits():
+  tiny = mt5_config("tiny")
+  totals = {n: _plan(tiny, batch_size=16, num_microbatches=n).total
+            for n in (1, 2, 4)}
+  assert totals[1] > totals[2] > totals[4]
+  # Room for 4 microbatches of 4, not for 2 of 8.
+  gib = (totals[4] + totals[2]) / 2 / planner.GIB / 0.9
+  plan = _plan(tiny, batch_size=16, device_memory_gib=gib)
+  assert not plan.fits and plan.smallest_num_microbatches() == 4
+  assert _plan(tiny, batch_size=16, num_microbatches=4,
+               device_memory_gib=gib).fits
+  text = planner.format_plan(plan)
+  assert ("smallest NUM_MICROBATCHES that fits batch 16: 4 (4 sequences "
+          "per replica at a time)") in text
+  assert _plan(tiny, batch_size=16, device_memory_gib=gib * 1e-3
+               ).smallest_num_microbatches() is None
+  from_gin = planner.plan_from_gin(
+      _gin_files(), ["BATCH_SIZE = 64", "NUM_MICROBATCHES = 4"],
+      num_devices=8)
+  assert from_gin.num_microbatches == 4 and from_gin.microbatch_per_device == 2

@@ -7,7 +7,9 @@
 `load_pretrained` picks the format from what the path holds and returns our
 parameter tree (t5x_runs/models/mt5.py) as plain arrays; `check_params_match`
 compares such a tree with the one the model expects, before training starts
-from it.
+from it. Both formats hold one array per layer (``layers_{i}``); for a
+config with ``scan_layers`` the layers are stacked on import
+(`StackedArray`, read lazily) and unstacked on export.
 
 Example::
 
@@ -21,8 +23,9 @@ Example::
 # cheap, and they may import it in turn.
 # pylint: disable=import-outside-toplevel
 
+import dataclasses
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -74,14 +77,63 @@ def load_pretrained(path: str, config: MT5Config | None = None
   dropout_rate, dtype and the like may differ) and is the one returned.
 
   Returns:
-    (params, config): params a nested dict of arrays in our tree.
+    (params, config): params a nested dict of arrays in our tree (the
+    scanned tree, with `StackedArray` leaves, when ``config.scan_layers``).
 
   Raises:
     MissingDataError: ``path`` is neither layout.
     ConfigError: a t5x checkpoint without ``config``, or a ``config`` that
       does not match the Hugging Face folder's.
   """
-  path = os.fspath(path)
+  params, config = _load_unscanned(os.fspath(path), config)
+  if config.scan_layers:
+    from t5x_runs.models import mt5
+    params = mt5.stack_layers(params, stack=StackedArray)
+  return params, config
+
+
+class StackedArray:
+  """Per-layer arrays read as one stacked array [layers, ...], lazily.
+
+  ``array[index]`` reads only the selected layers, and of each only the
+  selected slice (the per-layer arrays may be lazy readers themselves, such
+  as t5x's TensorStore arrays), as ``jax.make_array_from_callback`` needs.
+  """
+
+  def __init__(self, layers: Sequence[Any]):
+    self.layers = list(layers)
+    shapes = {tuple(np.shape(layer)) for layer in self.layers}
+    if len(shapes) != 1:
+      raise errors.ConfigError(
+          f"cannot stack layers of different shapes: {sorted(shapes)}")
+    self.shape = (len(self.layers),) + shapes.pop()
+    self.dtype = np.dtype(np.float32)
+
+  @property
+  def ndim(self) -> int:
+    return len(self.shape)
+
+  def __getitem__(self, index) -> np.ndarray:
+    if index is Ellipsis:
+      index = ()
+    index = index if isinstance(index, tuple) else (index,)
+    first, rest = (index[0], index[1:]) if index else (slice(None), ())
+    if isinstance(first, (int, np.integer)):
+      return np.asarray(self.layers[first][rest], np.float32)
+    return np.stack([np.asarray(layer[rest], np.float32)
+                     for layer in self.layers[first]])
+
+  def __array__(self, dtype=None, copy=None):
+    del copy  # Every read makes a new array.
+    data = self[...]
+    return data if dtype is None else data.astype(dtype)
+
+
+def _load_unscanned(path: str, config: MT5Config | None
+                    ) -> tuple[Any, MT5Config]:
+  """`load_pretrained` in the unscanned (per-layer) tree."""
+  unscanned = (dataclasses.replace(config, scan_layers=False)
+               if config is not None else None)
   if "://" not in path and os.path.isfile(os.path.join(path, HF_CONFIG_FILE)):
     from t5x_runs.exchange import hf_mt5
     params, loaded = hf_mt5.load_hf_checkpoint(path)
@@ -98,7 +150,7 @@ def load_pretrained(path: str, config: MT5Config | None = None
           "the MT5Config of the network it was trained as (e.g. "
           "mt5_config('small'))")
     from t5x_runs.exchange import t5x_checkpoint
-    return t5x_checkpoint.load_t5x_checkpoint(path, config)
+    return t5x_checkpoint.load_t5x_checkpoint(path, unscanned)[0], config
   raise errors.MissingDataError(
       f"{path}: no pretrained checkpoint found. Expected a Hugging Face "
       f"folder (with {HF_CONFIG_FILE} and model.safetensors, "

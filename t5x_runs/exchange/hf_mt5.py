@@ -62,6 +62,7 @@ import safetensors.numpy
 from flax import linen as nn
 
 from korani_tasks import errors
+from t5x_runs.models import mt5
 from t5x_runs.models.config import MT5Config
 
 CONFIG_FILE = "config.json"
@@ -572,7 +573,7 @@ def flatten(tree: Any, prefix: tuple[str, ...] = ()
 
 
 def _hf_tensors(params: Any, cfg: MT5Config) -> dict[str, np.ndarray]:
-  flat = flatten(unboxed(params))
+  flat = flatten(mt5.unstack_layers(unboxed(params)))
   tensors = _tensor_map(cfg)
   expected = {t.path: t for t in tensors}
   missing = ["/".join(p) for p in expected if p not in flat]
@@ -636,7 +637,8 @@ def export_hf_checkpoint(params: Any, cfg: MT5Config,
   ``config.json`` (`hf_config_from_mt5`) and ``model.safetensors`` (float32,
   metadata ``{'format': 'pt'}``), plus ``extra_files`` ({file name: bytes},
   e.g. ``{'spiece.model': ...}``). ``params`` is our tree of numpy or jax
-  arrays (sharded ones are gathered to the host; boxed ones unboxed).
+  arrays (sharded ones are gathered to the host; boxed ones unboxed;
+  scanned ones unstacked).
   ``output_dir`` must not exist or be empty; everything is written into a
   temporary sibling folder renamed at the end, so an error leaves nothing
   half-written.

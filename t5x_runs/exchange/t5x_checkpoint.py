@@ -96,6 +96,7 @@ from flax import serialization, traverse_util
 
 from korani_tasks import errors
 from t5x_runs.models.config import MT5Config
+from t5x_runs.models import mt5
 from t5x_runs.models.mt5 import MT5
 
 CHECKPOINT_FILE = "checkpoint"
@@ -220,7 +221,8 @@ def save_t5x_checkpoint(params: Any, output_dir: str | os.PathLike,
 
   Args:
     params: the model's parameter tree (boxed or not), with arrays that
-      this process can read whole (numpy, or fully addressable jax arrays).
+      this process can read whole (numpy, or fully addressable jax arrays);
+      a scanned tree (``scan_layers``) is written per layer, as t5x's mT5.
     output_dir: a local folder (t5x's model or checkpoints folder); created
       if missing.
     step: the training step recorded in the checkpoint and its folder name.
@@ -250,7 +252,8 @@ def save_t5x_checkpoint(params: Any, output_dir: str | os.PathLike,
   os.makedirs(tmp_dir)
   try:
     target = {}
-    flat = traverse_util.flatten_dict(nn.meta.unbox(params))
+    flat = traverse_util.flatten_dict(
+        mt5.unstack_layers(nn.meta.unbox(params)))
     for keys, value in flat.items():
       name = _dotted(keys)
       target[keys] = _write_array(tmp_dir, name, _host_array(value, name),

@@ -5,6 +5,7 @@
     mt5_config.size = 'small'
     mt5_config.dropout_rate = 0.1
     mt5_config.remat_policy = 'full'
+    mt5_config.scan_layers = True
 """
 
 import dataclasses
@@ -30,7 +31,10 @@ class MT5Config:
   given as a string; parameters are always stored in float32.
   ``remat_policy`` is one of ``REMAT_POLICIES`` (rematerialization of the
   layers in the backward pass; it changes memory and time, never the
-  parameters or the results).
+  parameters or the results). ``scan_layers`` runs each layer stack as one
+  ``nn.scan`` over stacked parameters (t5x's ``scan_layers``): XLA compiles
+  one layer instead of all of them; the parameter tree changes (see
+  `t5x_runs.models.mt5`), the function does not.
   """
 
   vocab_size: int
@@ -46,6 +50,7 @@ class MT5Config:
   layer_norm_epsilon: float = 1e-6
   dtype: str = "float32"
   remat_policy: str = "none"
+  scan_layers: bool = False
 
   def __post_init__(self):
     if self.dtype not in _ACTIVATION_DTYPES:
@@ -59,6 +64,9 @@ class MT5Config:
       raise ValueError(
           f"MT5Config.remat_policy={self.remat_policy!r} is not supported; "
           f"use one of: {', '.join(REMAT_POLICIES)}")
+    if not isinstance(self.scan_layers, bool):
+      raise ValueError(
+          f"MT5Config.scan_layers={self.scan_layers!r} must be True or False")
 
 
 _MT5_VOCAB_SIZE = 250112
@@ -95,7 +103,7 @@ def mt5_config(size: str, **overrides) -> MT5Config:
   """Returns the preset ``size`` with some fields replaced.
 
   Example: ``mt5_config('tiny', vocab_size=1000, dtype='bfloat16')`` or
-  ``mt5_config('xl', remat_policy='full')``.
+  ``mt5_config('xl', remat_policy='full', scan_layers=True)``.
 
   Raises:
     ValueError: ``size`` is not a preset or an override is not a field.

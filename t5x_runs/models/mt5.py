@@ -42,6 +42,20 @@ flax ``'cache'`` collection, per decoder layer::
     decoder/layers_{i}/encoder_decoder_attention/{cached_key,cached_value}
         [b, enc_len, heads, head_dim]; the projected encoder output
 
+``config.scan_layers`` runs each layer stack as one ``nn.scan`` (t5x's
+``scan_layers``): XLA compiles one layer instead of all of them. The layers'
+parameters are then stacked along a new first axis, with the logical axis
+name 'layers' (replicated), in one module per stack::
+
+    encoder/layers/attention/query/kernel                    [layers, E, HD]
+    decoder/layers/mlp/wo/kernel                             [layers, M, E]
+    ...                  (every encoder/layers_{i} and decoder/layers_{i} entry)
+
+`stack_layers` and `unstack_layers` convert between the two trees; the
+function, the remat policies and the decoding cache's layout (below, with
+``layers/`` for ``layers_{i}/`` and an extra layers axis after the batch)
+are the same.
+
 A ``decode(..., decode=True)`` call with a mutable, empty ``'cache'`` and
 decoder inputs of the full decode length creates the cache (cross-attention
 keys and values are projected then, once); each later call takes one token
@@ -52,11 +66,13 @@ the loop.
 
 import functools
 import math
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
+from flax import traverse_util
 
 from t5x_runs.models.config import MT5Config
 
@@ -396,6 +412,54 @@ def _layer_class(layer: type[nn.Module], remat_policy: str) -> type[nn.Module]:
                   static_argnums=(_DETERMINISTIC_ARGNUM[layer.__name__],))
 
 
+# The name of a scanned layer stack's module: ``encoder/layers/...``.
+SCANNED_LAYERS = "layers"
+# The logical axis name of the stacked (first) dimension of scanned
+# parameters; partitioning maps it to no mesh axis (replicated), as t5x.
+LAYERS_AXIS = "layers"
+
+
+def _scan_layers(layer: nn.Module, length: int, x: jax.Array, *broadcast):
+  """Applies ``layer`` ``length`` times to ``x`` as one ``nn.scan``.
+
+  The layer's parameters get a leading dimension of size ``length`` with
+  the logical axis name ``LAYERS_AXIS``; each step of the scan reads its
+  own slice (and its own dropout key). ``broadcast`` (masks, position bias,
+  the static ``deterministic``/``decode`` flags) is the same for every
+  layer. Inside the scan the 'cache' collection is stacked along its first
+  axis too; outside it keeps the batch first (`_cache_layout`).
+  """
+  def body(module, carry, *args):
+    return module(carry, *args), None
+
+  scan = nn.scan(
+      body, variable_axes={"params": 0, "cache": 0},
+      split_rngs={"params": True, "dropout": True},
+      in_axes=(nn.broadcast,) * len(broadcast), length=length,
+      metadata_params={nn.PARTITION_NAME: LAYERS_AXIS})
+  # Outside the scan the cache keeps the batch first (decoders reorder beams
+  # along axis 0) and one cache_index: [b, layers, ...] and a scalar.
+  cached = nn.map_variables(
+      lambda module, *args: scan(module, *args), "cache",
+      trans_in_fn=functools.partial(_cache_layout, length=length,
+                                    scanned=True),
+      trans_out_fn=functools.partial(_cache_layout, length=length,
+                                     scanned=False),
+      init=False, mutable=True)
+  return cached(layer, x, *broadcast)[0]
+
+
+def _cache_layout(cache, length: int, scanned: bool):
+  """A scanned stack's 'cache' between the scan's layout (layers first, a
+  cache_index per layer) and the decoders' (batch first, one scalar
+  cache_index: every layer writes the same position)."""
+  def convert(path, x):
+    if path[-1].key == "cache_index":
+      return jnp.broadcast_to(x, (length,)) if scanned else x[0]
+    return jnp.moveaxis(x, 1, 0) if scanned else jnp.moveaxis(x, 0, 1)
+  return jax.tree_util.tree_map_with_path(convert, cache)
+
+
 class Encoder(nn.Module):
   """Embedded tokens [b, len, emb] -> encoded [b, len, emb]."""
 
@@ -409,7 +473,10 @@ class Encoder(nn.Module):
     position_bias = RelativePositionBias(
         cfg, bidirectional=True, name="relpos_bias")(length, length)
     layer = _layer_class(EncoderLayer, cfg.remat_policy)
-    for i in range(cfg.num_encoder_layers):
+    if cfg.scan_layers:
+      x = _scan_layers(layer(cfg, name=SCANNED_LAYERS), cfg.num_encoder_layers,
+                       x, mask, position_bias, deterministic)
+    for i in range(0 if cfg.scan_layers else cfg.num_encoder_layers):
       # Positional arguments: nn.remat marks `deterministic` static by index.
       x = layer(cfg, name=f"layers_{i}")(x, mask, position_bias, deterministic)
     x = RMSNorm(cfg, name="encoder_norm")(x)
@@ -434,7 +501,11 @@ class Decoder(nn.Module):
     # Decoding computes no gradients: its layers are never rematerialized.
     layer = _layer_class(DecoderLayer,
                          "none" if decode else cfg.remat_policy)
-    for i in range(cfg.num_decoder_layers):
+    if cfg.scan_layers:
+      y = _scan_layers(layer(cfg, name=SCANNED_LAYERS), cfg.num_decoder_layers,
+                       y, encoded, self_mask, cross_mask, position_bias,
+                       deterministic, *((True,) if decode else ()))
+    for i in range(0 if cfg.scan_layers else cfg.num_decoder_layers):
       # Positional arguments: nn.remat marks `deterministic` static by index.
       if decode:
         y = layer(cfg, name=f"layers_{i}")(
@@ -552,3 +623,66 @@ def param_count(config: MT5Config) -> int:
   tokens = jax.ShapeDtypeStruct((1, 1), jnp.int32)
   shapes = jax.eval_shape(MT5(config).init, jax.random.key(0), tokens, tokens)
   return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
+
+
+def _layer_index(key: str) -> int | None:
+  """3 for 'layers_3'; None for any other key."""
+  prefix = "layers_"
+  if key.startswith(prefix) and key[len(prefix):].isdigit():
+    return int(key[len(prefix):])
+  return None
+
+
+def stack_layers(params: Mapping[str, Any], stack=np.stack) -> dict:
+  """The unscanned parameter tree -> the scanned one (``scan_layers``).
+
+  ``encoder/layers_{i}/...`` (and the decoder's) become ``encoder/layers/...``
+  with the layers stacked along a new first axis::
+
+      encoder/layers_0/mlp/wo/kernel [M, E], ..., layers_23/...  ->
+      encoder/layers/mlp/wo/kernel   [24, M, E]
+
+  ``stack`` combines one parameter's per-layer arrays (``np.stack``, or a
+  lazy stack for checkpoint readers). Other entries are kept as they are;
+  a tree that is scanned already is returned unchanged.
+  """
+  out = {}
+  for key, child in params.items():
+    if not isinstance(child, Mapping):
+      out[key] = child
+      continue
+    layers = {_layer_index(k): v for k, v in child.items()
+              if _layer_index(k) is not None}
+    if layers and sorted(layers) != list(range(len(layers))):
+      raise ValueError(f"{key}: layers {sorted(layers)} are not 0..n-1")
+    rest = {k: v for k, v in child.items() if _layer_index(k) is None}
+    out[key] = stack_layers(rest, stack) if not layers else dict(rest)
+    if layers:
+      flat = [traverse_util.flatten_dict(dict(layers[i]))
+              for i in range(len(layers))]
+      out[key][SCANNED_LAYERS] = traverse_util.unflatten_dict(
+          {path: stack([f[path] for f in flat]) for path in flat[0]})
+  return out
+
+
+def unstack_layers(params: Mapping[str, Any]) -> dict:
+  """The scanned parameter tree -> the unscanned one (`stack_layers`'s
+  inverse): ``encoder/layers/...`` [n, ...] -> ``encoder/layers_{i}/...``.
+  An unscanned tree is returned unchanged."""
+  out = {}
+  for key, child in params.items():
+    if not isinstance(child, Mapping):
+      out[key] = child
+    elif key == SCANNED_LAYERS and any(isinstance(v, Mapping)
+                                       for v in child.values()):
+      flat = traverse_util.flatten_dict(dict(child))
+      count = {np.shape(v)[0] for v in flat.values()}
+      if len(count) != 1:
+        raise ValueError(f"{key}: stacked parameters disagree on the number "
+                         f"of layers: {sorted(count)}")
+      for i in range(count.pop()):
+        out[f"layers_{i}"] = traverse_util.unflatten_dict(
+            {path: value[i] for path, value in flat.items()})
+    else:
+      out[key] = unstack_layers(child)
+  return out
