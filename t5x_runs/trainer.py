@@ -136,6 +136,7 @@ class TrainResult:
   final_step: int
   losses: list[tuple[int, float]]  # (step, loss) at every logged step
   model_config: MT5Config
+  preempted: bool = False  # stopped by SIGTERM after saving final_step
 
 
 def _model_inputs(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
@@ -253,15 +254,6 @@ def load_initial_params(path: str, config: MT5Config, abstract_params: Any,
   return jax.tree.map(place, loaded, abstract_params, shardings)
 
 
-def _check_batch_fits_mesh(batch_size: int, mesh: Mesh) -> None:
-  replicas = mesh.shape[partitioning.DATA_AXIS]
-  if batch_size % replicas:
-    raise errors.ConfigError(
-        f"batch_size={batch_size} must be divisible by the {replicas} "
-        f"data-parallel replicas ({mesh.devices.size} devices / "
-        f"num_partitions={mesh.shape[partitioning.MODEL_AXIS]})")
-
-
 def _use_vocabulary(vocabulary: str | None, model_dir: str) -> seqio.Vocabulary:
   """Selects the run's vocabulary; process 0 keeps a copy in the model dir."""
   copy = os.path.join(model_dir, VOCAB_FILE)
@@ -295,6 +287,7 @@ def train(*,
           checkpoint_data_iterator: bool = True,
           keep_checkpoints: int | None = 3,
           log_period: int = 10,
+          preemption_grace_seconds: float = 30.0,
           progress: bool = True) -> TrainResult:
   """Fine-tunes mT5 on a seqio mixture; see the module docstring.
 
@@ -309,6 +302,11 @@ def train(*,
   about 2 MB for one KoBEST task at length 64, 60 MB for the five
   korani_kobest_train tasks at 256, more with many tasks and long inputs);
   False saves none and a resumed run skips the batches already read.
+
+  SIGTERM stops the run after the next step that all processes reach, with
+  a checkpoint of it (``TrainResult.preempted``); a process that cannot
+  begin that checkpoint within `preemption_grace_seconds` exits without one
+  (`distributed.PreemptionHandler`).
   """
   if num_train_steps <= 0 or batch_size <= 0 or checkpoint_period <= 0:
     raise errors.ConfigError(
@@ -320,12 +318,17 @@ def train(*,
   _check_same_model(model_dir, config)
 
   mesh = partitioning.make_mesh(num_partitions)
-  _check_batch_fits_mesh(batch_size, mesh)
-  host_batch_size = distributed.host_batch_size(batch_size)
+  layout = partitioning.data_layout(mesh.devices, batch_size)
+  lengths = dict(task_feature_lengths)
+  distributed.check_same_settings({
+      "mixture_or_task_name": mixture_or_task_name,
+      "task_feature_lengths": lengths, "batch_size": batch_size,
+      "num_train_steps": num_train_steps, "seed": seed, "pack": pack,
+      "num_partitions": num_partitions, "model_config": config})
+  logging.info("Data layout: %s", layout.describe())
   rules = partitioning.standard_logical_axis_rules(parameter_2d_sharding)
   model = MT5(config)
   optimizer = make_optimizer()
-  lengths = dict(task_feature_lengths)
   store = checkpoints.CheckpointStore(model_dir, max_to_keep=keep_checkpoints)
   state = init_train_state(
       model, optimizer, mesh, rules, lengths, seed,
@@ -334,9 +337,12 @@ def train(*,
 
   def batches(skip: int = 0) -> DataIterator:
     return DataIterator(train_batches(
-        mixture_or_task_name, lengths, host_batch_size, seed, start_step=skip,
-        pack=pack, shard_info=distributed.shard_info()))
+        mixture_or_task_name, lengths, layout.host_batch_size, seed,
+        start_step=skip, pack=pack, shard_info=layout.shard_info()))
 
+  # From here on (data pipeline, restore, compilation, steps) SIGTERM stops
+  # the run after the next step all processes reach.
+  preemption = distributed.PreemptionHandler(preemption_grace_seconds).start()
   data = batches()
   result_losses, start_step = [], 0
   try:
@@ -372,37 +378,48 @@ def train(*,
       writer = metric_writers.create_default_writer(
           os.path.join(model_dir, "train"),
           just_logging=not distributed.is_primary())
-      loop = _TrainLoop(step_fn, mesh, seed, writer, log_period,
+      loop = _TrainLoop(step_fn, mesh, layout, seed, writer, log_period,
                         progress and distributed.is_primary(), start_step,
                         num_train_steps)
       steps = loop.run(params, opt_state, data)
+      final_step, preempted = num_train_steps, False
       try:
         for step, params, opt_state, logged in steps:
           if logged is not None:
             result_losses.append((step, logged))
-          if step % checkpoint_period == 0 or step == num_train_steps:
+          preempted = preemption.should_stop(step)
+          if (step % checkpoint_period == 0 or step == num_train_steps
+              or preempted):
             store.save(step, params, opt_state, metadata,
                        data_iterator=(data.tf_iterator
                                       if checkpoint_data_iterator else None))
+          if preempted:
+            final_step = step
+            break
+      except BaseException as e:
+        distributed.fail_fast(e)  # several processes: stop them all, now
+        raise
       finally:
         steps.close()
         writer.flush()
         writer.close()
   finally:
+    preemption.close()
     store.close()
     # Free the tf.data iterator (and its Python-function workers) now, not
     # at interpreter exit, where TF can deadlock waiting for them.
     del data
-  return TrainResult(start_step, num_train_steps, result_losses, config)
+  return TrainResult(start_step, final_step, result_losses, config, preempted)
 
 
 class _TrainLoop:
   """Runs steps, logging loss and tokens/s to TensorBoard, console and a bar."""
 
-  def __init__(self, step_fn, mesh, seed, writer, log_period, progress,
-               start_step, num_train_steps):
+  def __init__(self, step_fn, mesh, layout, seed, writer, log_period,
+               progress, start_step, num_train_steps):
     self.step_fn = step_fn
     self.batch_sharding = partitioning.batch_sharding(mesh)
+    self.layout = layout
     self.base_rng = jax.random.PRNGKey(seed)
     self.writer = writer
     self.log_period = log_period
@@ -420,16 +437,17 @@ class _TrainLoop:
                     desc="train", unit="step", disable=not self.progress,
                     dynamic_ncols=True)
     pending, tokens, real_tokens = [], 0, 0
-    processes = jax.process_count()  # every host reads as many tokens
+    shards = self.layout.num_shards  # every shard has as many tokens
     tick = time.perf_counter()
     try:
       for step in range(self.start_step + 1, self.num_train_steps + 1):
         batch = next(batches)
-        tokens += processes * sum(batch[k].size for k in
+        tokens += shards * sum(batch[k].size for k in
                                   ("encoder_input_tokens", "decoder_target_tokens"))
-        real_tokens += processes * int((batch["encoder_input_tokens"] > 0).sum()
+        real_tokens += shards * int((batch["encoder_input_tokens"] > 0).sum()
                                        + batch["decoder_loss_weights"].sum())
-        batch = distributed.global_batch(batch, self.batch_sharding)
+        batch = distributed.global_batch(batch, self.batch_sharding,
+                                         self.layout)
         rng = jax.random.fold_in(self.base_rng, step)
         params, opt_state, metrics = self.step_fn(params, opt_state, batch,
                                                   rng)
