@@ -11,7 +11,6 @@ losses agree to rtol 1e-5 and the parameters to atol 2e-5 (they are O(1),
 and the updates are O(1e-3)).
 """
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -30,6 +29,7 @@ from korani_tasks import errors
 from t5x_runs import distributed
 from t5x_runs import evaluator
 from t5x_runs import partitioning
+from t5x_runs import planner
 from t5x_runs import trainer
 from t5x_runs.models import MT5, mt5_config
 
@@ -67,28 +67,10 @@ def _assert_close_params(got, want):
                                err_msg=key)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Device:
-  """What the mesh and the data layout read of a device."""
-  id: int
-  process_index: int
-  platform: str = "cpu"
-  device_kind: str = "cpu"
-  coords: tuple[int, int, int] = (0, 0, 0)
-  core_on_chip: int = 0
-
-
 def _cpu_devices(*per_process):
   """Host devices of processes with these device counts (ids as JAX's)."""
-  return [_Device(sum(per_process[:p]) + i, p)
+  return [planner.PlannedDevice(sum(per_process[:p]) + i, p)
           for p, count in enumerate(per_process) for i in range(count)]
-
-
-def _tpu_v4(x, y, z):
-  """A TPU v4 slice of x*y*z chips, hosts of 2x2x1 chips (4 per host)."""
-  chips = [(i, j, k) for k in range(z) for j in range(y) for i in range(x)]
-  return [_Device(n, (k * (y // 2) + j // 2) * (x // 2) + i // 2, "tpu",
-                  "TPU v4", (i, j, k)) for n, (i, j, k) in enumerate(chips)]
 
 
 def _layouts(devices, num_partitions, batch_size):
@@ -134,7 +116,7 @@ def test_tpu_mesh_follows_the_topology():
   jax's mesh_utils puts each model group on 2x4 neighbouring chips of two
   hosts; the two hosts of a group read the same shard.
   """
-  devices = _tpu_v4(4, 4, 4)
+  devices = planner.planned_devices(64, tpu_topology="4x4x4")
   grid = partitioning.device_grid(8, devices)
   for row in grid:
     coords = np.array([d.coords for d in row])
@@ -278,23 +260,38 @@ def _reference_run(vocabulary, steps, num_shards):
 
 
 def _launch(tmp_path, vocabulary, name, process_count, devices, phases):
-  """Starts `process_count` processes of `devices` host devices each."""
+  """Starts `process_count` processes of `devices` host devices each.
+
+  Returns [(process, its log file)].
+  """
   port = _free_port()
-  env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-  return [_run(["process", "--process_index", i, "--process_count",
-                process_count, "--coordinator", f"127.0.0.1:{port}",
-                "--model_dir", tmp_path / name, "--vocabulary", vocabulary,
-                "--output", tmp_path / f"{name}{i}.json", "--phases", phases],
-               env) for i in range(process_count)]
+  env = dict(os.environ,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  launched = []
+  for i in range(process_count):
+    log = tmp_path / f"{name}{i}.log"
+    with open(log, "w") as out:
+      launched.append((subprocess.Popen(
+          [sys.executable, str(SCRIPT), "process", "--process_index", str(i),
+           "--process_count", str(process_count), "--coordinator",
+           f"127.0.0.1:{port}", "--model_dir", str(tmp_path / name),
+           "--vocabulary", str(vocabulary), "--output",
+           str(tmp_path / f"{name}{i}.json"), "--phases", phases],
+          env=env, stdout=out, stderr=subprocess.STDOUT), log))
+  return launched
 
 
-def _outputs(procs, timeout=900):
+def _finish(launched, timeout=1200):
+  """Waits for the processes; returns (exit codes, logs)."""
   try:
-    return [proc.communicate(timeout=timeout)[0] for proc in procs]
+    for proc, _ in launched:
+      proc.wait(timeout=timeout)
   finally:
-    for proc in procs:
+    for proc, _ in launched:
       if proc.poll() is None:
         proc.kill()
+  return ([proc.returncode for proc, _ in launched],
+          [log.read_text() for _, log in launched])
 
 
 @pytest.mark.slow
@@ -313,9 +310,9 @@ def test_processes_train_together(session_vocab, tmp_path):
   two_losses, two_params = _reference_run(session_vocab, script.STEPS, 2)
   two = _launch(tmp_path, session_vocab, "two", 2, 2, "resume:4,train:2,fail:4")
   four = _launch(tmp_path, session_vocab, "four", 4, 2, "train:4,sigterm:4")
-  logs = {"two": _outputs(two), "four": _outputs(four)}
-  codes = {"two": [p.returncode for p in two],
-           "four": [p.returncode for p in four]}
+  codes, logs = {}, {}
+  codes["two"], logs["two"] = _finish(two)
+  codes["four"], logs["four"] = _finish(four)
   # The failure: process 1 reports it, process 0 stops with it in its log.
   assert codes["two"] == [distributed.EXIT_FAILED] * 2, logs["two"]
   assert "stopping because process 1 failed: RuntimeError: injected " \
