@@ -331,7 +331,10 @@ class PreemptionHandler:
     self.close()
 
   def start(self) -> "PreemptionHandler":
-    """Installs the handler (from the main thread)."""
+    """Installs the handler (only the main thread can; elsewhere, none)."""
+    if threading.current_thread() is not threading.main_thread():
+      logging.warning("not in the main thread: SIGTERM keeps its handling")
+      return self
     self._libc.sigaction(signal.SIGTERM, None, self._previous_action)
     self._pipe = os.pipe()
     os.set_blocking(self._pipe[1], False)
@@ -344,6 +347,8 @@ class PreemptionHandler:
 
   def close(self) -> None:
     """Restores the SIGTERM handling from before `start`."""
+    if self._pipe is None:
+      return
     signal.set_wakeup_fd(self._previous_wakeup_fd)
     signal.signal(signal.SIGTERM, self._previous_handler)
     # The handler Python does not know of (JAX's runtime's), if any.

@@ -177,10 +177,12 @@ def run_process(args):
       runs = [_train(model_dir, args.vocabulary, STEPS,
                      num_partitions=partitions)]
     elif name == "sigterm":
-      # Process 1 gets SIGTERM after step 2 of 1000: all stop at one step.
+      # Process 1 gets SIGTERM after step 2 of 1000: all stop at one step
+      # (with a grace period that a slow machine cannot run out of).
       _stop_at_step(2, process_index=1)
       runs = [_train(model_dir, args.vocabulary, 1000,
-                     num_partitions=partitions, checkpoint_period=1000)]
+                     num_partitions=partitions, checkpoint_period=1000,
+                     preemption_grace_seconds=600)]
     elif name == "fail":
       # The last process fails reading its second batch, while the others
       # wait for it in step 2's collectives.
@@ -197,7 +199,7 @@ def run_process(args):
     npz, digest = _final_params(model_dir, runs[0].model_config,
                                 f"{base}_{phase.replace(':', '_')}.npz")
     results[phase] = {
-        "losses": [loss for run in runs for loss in run.losses],
+        "losses": [loss for run in runs for _, loss in run.losses],
         "start_steps": [run.start_step for run in runs],
         "final_steps": [run.final_step for run in runs],
         "preempted": [run.preempted for run in runs],
