@@ -185,7 +185,7 @@ def test_meshes_of_8_devices_match_one_device(session_vocab, tmp_path):
   _wait(proc)
   results = json.loads((tmp_path / "meshes.json").read_text())
   assert results["device_count"] == 8
-  assert "batch_size=12 must be divisible by the 8 data-parallel" in (
+  assert "batch_size=12 (gin BATCH_SIZE) must be divisible by the 8 data-" in (
       results["uneven_batch_error"])
   base_losses = [loss for _, loss in base.losses]
   assert len(base_losses) == script.STEPS
