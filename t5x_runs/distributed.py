@@ -265,6 +265,15 @@ def report_failure(message: str, exit_code: int = EXIT_FAILED) -> None:
   client = _client()
   if client is not None:
     try:
+      # This process's error may follow from another's (a collective whose
+      # peer is gone): name the first failure too.
+      logging.error("process %d: stopping because %s", jax.process_index(),
+                    client.key_value_try_get(_FAILURE_KEY))
+      _flush_logs()
+      os._exit(exit_code)  # pylint: disable=protected-access
+    except Exception:  # pylint: disable=broad-except
+      pass  # no report yet: this process is the first to fail
+    try:
       client.key_value_set(
           _FAILURE_KEY, f"process {jax.process_index()} failed: {message}")
       # Process 0 hosts the coordination service: give the others a moment
