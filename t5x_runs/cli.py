@@ -31,6 +31,7 @@
                                                           check a run's checkpoints
                                                           against their manifests
     korani plan --gin_file=F [--gin.MACRO=value ...] --devices=N [--device_memory=GiB]
+                [--devices_per_host=K | --tpu_topology=XxYxZ]
                                                           per-device memory of the
                                                           run's training step
     korani p3 fetch-templates [--dest DIR] [--sdist FILE]
@@ -628,7 +629,8 @@ def _plan_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="korani plan", allow_abbrev=False,
       usage="korani plan --gin_file=F [--gin.MACRO=value ...] --devices=N "
-      "[--device_memory=GiB] [--headroom=0.1]",
+      "[--device_memory=GiB] [--headroom=0.1]\n"
+      "                   [--devices_per_host=K | --tpu_topology=XxYxZ]",
       description="Per-device memory of a training run's parameters, "
       "optimizer state, gradients and activations at the configured batch, "
       "lengths and NUM_PARTITIONS, and whether it fits (see "
@@ -637,6 +639,14 @@ def _plan_parser() -> argparse.ArgumentParser:
                       help="number of devices (TPU chips, GPUs)")
   parser.add_argument("--device_memory", type=float, default=None,
                       metavar="GiB", help="memory of one device in GiB")
+  parser.add_argument(
+      "--devices_per_host", type=int, default=None,
+      help="devices per host (process): also report which processes read "
+      "which data shard")
+  parser.add_argument(
+      "--tpu_topology", default=None, metavar="XxYxZ",
+      help="a TPU v4 slice of XxYxZ chips (4 per host), laid out as the "
+      "trainer lays out TPU chips: also report the data shards")
   parser.add_argument(
       "--headroom", type=float, default=0.1,
       help="fraction of the device memory left for XLA's temporaries "
@@ -674,9 +684,13 @@ def _plan(argv: Sequence[str]) -> int:
     if args.device_memory is not None and args.device_memory <= 0:
       raise errors.ConfigError(
           f"--device_memory must be positive, got {args.device_memory}")
+    devices = None
+    if args.devices_per_host is not None or args.tpu_topology is not None:
+      devices = planner.planned_devices(args.devices, args.devices_per_host,
+                                        args.tpu_topology)
     plan = planner.plan_from_gin(files, bindings, num_devices=args.devices,
                                  device_memory_gib=args.device_memory,
-                                 headroom=args.headroom)
+                                 headroom=args.headroom, devices=devices)
     print(planner.format_plan(plan))
     return 0
   return _guard("korani plan", run)

@@ -11,23 +11,40 @@ they drive one global device mesh. Every process runs the same program:
         --coordinator_address=10.0.0.2:1234 --process_count=4 --process_index=0
 
   (on CPU the processes talk through gloo collectives).
-* Each process reads only its shard of the training data (`shard_info`:
-  seqio's ``ShardInfo(index=process_index, num_shards=process_count)``) and
-  builds a per-host batch of ``global_batch / process_count`` examples;
-  `global_batch` assembles the hosts' batches into one global array sharded
-  over the mesh's 'data' axis. Rows are laid out by process: the global
-  batch is host 0's rows, then host 1's, and so on.
+* Each process reads the shard of the training data of the replicas it
+  holds and builds their rows of the global batch
+  (`partitioning.data_layout`, as t5x's `get_data_layout`): processes that
+  share a model-parallel group read the same shard and build the same rows.
+  `global_batch` assembles the processes' rows into one global array sharded
+  over the mesh's 'data' axis; `check_same_settings` makes sure, before any
+  data is read, that all processes were started with the same data settings.
 * Orbax checkpoints are written and restored by all processes together (each
   writes the shards it holds); only process 0 writes logs and run files.
+* A process that fails reports its error to the others through the
+  coordination service (`report_failure`); each process watches for such a
+  report (`initialize` starts the watcher) and exits at once with the error
+  in its own log, so a job never waits in a collective for a dead peer. A
+  process that dies without a word (SIGKILL, out of memory) is found by the
+  coordination service's heartbeats (``--heartbeat_timeout_seconds``).
+* SIGTERM (how Cloud TPU and Kubernetes preempt a job) starts JAX's
+  preemption protocol (`PreemptionHandler`): all processes agree on the next
+  step to stop at, save a checkpoint there and exit. A process that cannot
+  get there within the grace period exits anyway, and so ends the job.
 """
 
+import ctypes
+import json
 import logging
 import os
+import signal
+import sys
+import threading
+import time
 from typing import Any, Mapping
 
 import jax
 import numpy as np
-import seqio
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 
 from korani_tasks import errors
@@ -44,7 +61,8 @@ def on_multi_host_tpu() -> bool:
 def initialize(coordinator_address: str | None = None,
                process_count: int | None = None,
                process_index: int | None = None,
-               cpu_collectives: str = "gloo") -> bool:
+               cpu_collectives: str = "gloo",
+               heartbeat_timeout_seconds: int | None = None) -> bool:
   """Starts JAX's distributed runtime when the run spans several processes.
 
   With a coordinator address all three settings are required (t5x's
@@ -52,7 +70,11 @@ def initialize(coordinator_address: str | None = None,
   one, a multi-worker Cloud TPU slice is detected and initialized
   automatically, and a single host runs as one process. Returns whether the
   runtime was started. Must run before anything uses a JAX device.
+  `heartbeat_timeout_seconds` (JAX's default: 100) is how long a process
+  may be silent before the job counts it as dead and stops.
   """
+  timeouts = ({} if heartbeat_timeout_seconds is None else
+              {"heartbeat_timeout_seconds": heartbeat_timeout_seconds})
   explicit = (coordinator_address, process_count, process_index)
   if coordinator_address is None:
     if process_count not in (None, 1) or process_index not in (None, 0):
@@ -63,7 +85,8 @@ def initialize(coordinator_address: str | None = None,
       return False
     logging.info("Cloud TPU slice with workers %s: initializing JAX's "
                  "distributed runtime", os.environ[_TPU_WORKERS_ENV])
-    jax.distributed.initialize()
+    jax.distributed.initialize(**timeouts)
+    _FailureWatcher.start()
     return True
   if None in explicit:
     raise errors.ConfigError(
@@ -81,43 +104,71 @@ def initialize(coordinator_address: str | None = None,
   jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=process_count,
-                             process_id=process_index)
+                             process_id=process_index, **timeouts)
+  _FailureWatcher.start()
   logging.info("Process %d of %d (coordinator %s), %d local of %d devices",
                jax.process_index(), jax.process_count(), coordinator_address,
                jax.local_device_count(), jax.device_count())
   return True
 
 
-def shard_info() -> seqio.ShardInfo | None:
-  """This process's shard of the input data (None for a single process)."""
-  if jax.process_count() == 1:
-    return None
-  return seqio.ShardInfo(index=jax.process_index(),
-                         num_shards=jax.process_count())
+def global_batch(host_batch: Mapping[str, np.ndarray], sharding: NamedSharding,
+                 layout) -> dict[str, jax.Array]:
+  """The processes' rows (`partitioning.DataLayout`) as global arrays.
 
-
-def host_batch_size(global_batch_size: int) -> int:
-  """Examples each process reads per step."""
-  count = jax.process_count()
-  if global_batch_size % count:
-    raise errors.ConfigError(
-        f"batch_size={global_batch_size} must be divisible by the number of "
-        f"processes ({count})")
-  return global_batch_size // count
-
-
-def global_batch(host_batch: Mapping[str, np.ndarray],
-                 sharding: NamedSharding) -> dict[str, jax.Array]:
-  """The hosts' batches as global arrays (rows ordered by process).
-
-  Example: 2 processes with 4 rows each of [4, 1024] tokens give one
-  [8, 1024] array sharded over 'data'; this host's devices hold its 4 rows.
+  Example: 4 processes, num_partitions=4, batch 8: processes 0 and 1 both
+  hold [4, L] arrays of rows 0-3 (replica 0), processes 2 and 3 of rows 4-7;
+  the result is one [8, L] array whose rows each device takes from its own
+  process's copy.
   """
-  count = jax.process_count()
-  return {
-      name: jax.make_array_from_process_local_data(
-          sharding, value, (value.shape[0] * count,) + value.shape[1:])
-      for name, value in host_batch.items()}
+  def make(value):
+    expected = (layout.host_batch_size,)
+    if value.shape[:1] != expected:
+      raise ValueError(f"host batch of {value.shape[0]} rows; the data layout "
+                       f"gives this process {expected[0]}")
+    shape = (layout.batch_size,) + value.shape[1:]
+
+    def rows(index):
+      start, stop, _ = index[0].indices(layout.batch_size)
+      first = layout.local_row(start)
+      return value[(slice(first, first + stop - start),) + tuple(index[1:])]
+    return jax.make_array_from_callback(shape, sharding, rows)
+  return {name: make(value) for name, value in host_batch.items()}
+
+
+_SETTINGS_KEY = "korani/settings"
+_settings_calls = 0
+
+
+def check_same_settings(settings: Mapping[str, Any],
+                        timeout_seconds: int = 600) -> None:
+  """Raises ConfigError where processes were started with other settings.
+
+  Processes that feed the same replica must read the same data, and all of
+  them must run the same steps: a process started with another mixture,
+  seed or batch size would silently train on something else (or hang in a
+  collective). Every process publishes its settings through the
+  coordination service and compares them with the others'.
+  """
+  global _settings_calls
+  client = _client()
+  if client is None:
+    return
+  _settings_calls += 1
+  key = f"{_SETTINGS_KEY}/{_settings_calls}"
+  mine = {k: repr(v) for k, v in sorted(settings.items())}
+  client.key_value_set(f"{key}/{jax.process_index()}", json.dumps(mine))
+  for other in range(jax.process_count()):
+    theirs = json.loads(client.blocking_key_value_get(
+        f"{key}/{other}", timeout_seconds * 1000))
+    differ = {k: (mine[k], theirs.get(k)) for k in mine
+              if theirs.get(k) != mine[k]}
+    if differ:
+      raise errors.ConfigError(
+          f"process {jax.process_index()} and process {other} were started "
+          "with different settings (setting: (this process, the other)): "
+          + ", ".join(f"{k}: {v}" for k, v in differ.items())
+          + "; start every process with the same gin files and flags")
 
 
 def is_primary() -> bool:
@@ -128,3 +179,220 @@ def is_primary() -> bool:
 def fetch(tree: Any) -> Any:
   """Host copies of (replicated) arrays, on every process."""
   return jax.tree.map(np.asarray, tree)
+
+
+def _client():
+  """JAX's coordination-service client (None when running alone)."""
+  from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
+  return jax_distributed.global_state.client
+
+
+def _flush_logs() -> None:
+  for handler in logging.getLogger().handlers:
+    handler.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
+
+
+_FAILURE_KEY = "korani/failure"
+EXIT_FAILED = 1
+EXIT_PREEMPTED = 128 + signal.SIGTERM
+
+
+class _FailureWatcher:
+  """Watches (in a thread) for another process's failure report, then exits.
+
+  The main thread may be blocked in a collective that waits for the failed
+  process; this thread is not, and ends the process with the error in its
+  log. It also exits when the coordination service goes away (process 0
+  died) while the run is still going. It polls (twice a second) rather
+  than blocking in the client, so that it can stop before JAX shuts the
+  client down at exit.
+  """
+
+  POLL_SECONDS = 0.5
+  reporting = False  # this process is reporting its own failure
+  stopping = threading.Event()  # normal exit: the service goes away
+  thread: threading.Thread | None = None
+
+  @classmethod
+  def start(cls) -> None:
+    import atexit  # pylint: disable=import-outside-toplevel
+    # Runs before JAX's own atexit shutdown (registered when JAX started).
+    atexit.register(cls.stop)
+    cls.thread = threading.Thread(target=cls._watch, daemon=True,
+                                  name="korani-failure-watcher")
+    cls.thread.start()
+
+  @classmethod
+  def stop(cls) -> None:
+    cls.stopping.set()
+    if cls.thread is not None:
+      cls.thread.join()
+
+  @classmethod
+  def _watch(cls) -> None:
+    client = _client()
+    while not cls.stopping.wait(cls.POLL_SECONDS):
+      try:
+        report = client.key_value_try_get(_FAILURE_KEY)
+      except Exception as e:  # pylint: disable=broad-except
+        if "NOT_FOUND" in str(e):
+          continue
+        if cls.stopping.is_set() or cls.reporting:
+          return
+        message = (f"process {jax.process_index()}: lost the coordination "
+                   f"service (process 0 stopped?): {str(e).splitlines()[0]}")
+      else:
+        if cls.reporting:
+          return
+        message = (f"process {jax.process_index()}: stopping because "
+                   f"{report}")
+      logging.error("%s", message)
+      _flush_logs()
+      os._exit(EXIT_FAILED)  # pylint: disable=protected-access
+
+
+def report_failure(message: str, exit_code: int = EXIT_FAILED) -> None:
+  """Tells the other processes that this one failed (`message`), then exits.
+
+  For a multi-process run's entry points: call it with the error instead
+  of letting Python exit normally, which would wait for the other
+  processes at JAX's shutdown barrier while they wait in a collective.
+  """
+  _FailureWatcher.reporting = True
+  logging.error("process %d failed: %s", jax.process_index(), message)
+  client = _client()
+  if client is not None:
+    try:
+      # This process's error may follow from another's (a collective whose
+      # peer is gone): name the first failure too.
+      logging.error("process %d: stopping because %s", jax.process_index(),
+                    client.key_value_try_get(_FAILURE_KEY))
+      _flush_logs()
+      os._exit(exit_code)  # pylint: disable=protected-access
+    except Exception:  # pylint: disable=broad-except
+      pass  # no report yet: this process is the first to fail
+    try:
+      client.key_value_set(
+          _FAILURE_KEY, f"process {jax.process_index()} failed: {message}")
+      # Process 0 hosts the coordination service: give the others a moment
+      # to read the report before it goes.
+      if jax.process_index() == 0:
+        time.sleep(2)
+    except Exception:  # pylint: disable=broad-except
+      pass  # another process reported first; the others are on their way
+  _flush_logs()
+  os._exit(exit_code)  # pylint: disable=protected-access
+
+
+def fail_fast(error: BaseException) -> None:
+  """In a multi-process run: logs `error`, reports it and exits at once.
+
+  Called where the error is caught, before any clean-up that might wait
+  for the other processes (closing a checkpoint manager, a barrier).
+  """
+  if jax.process_count() == 1:
+    return
+  logging.error("process %d failed", jax.process_index(),
+                exc_info=(type(error), error, error.__traceback__))
+  report_failure(f"{type(error).__name__}: {error}")
+
+
+class PreemptionHandler:
+  """SIGTERM: stop at a step all processes agree on, after a checkpoint.
+
+  Alone, a process stops after the step it is running. In a multi-process
+  run the processes first agree on the step (JAX's preemption sync
+  protocol, as t5x and orbax use it: ``reached_preemption_sync_point``),
+  since saving is collective. JAX's runtime catches SIGTERM in C++ and
+  only records it; this handler takes the signal first (Python's handler,
+  woken through `signal.set_wakeup_fd` even while the main thread is blocked
+  in a collective), hands it on to JAX's handler, and starts the grace
+  timer: a process that has not begun its final checkpoint within
+  `grace_seconds` (stuck in data loading, compilation or a collective with
+  a dead peer) reports the failure and exits.
+
+      with PreemptionHandler(grace_seconds=30) as preemption:
+        for step in ...:
+          ...
+          if preemption.should_stop(step):
+            save(step); break
+
+  Leaving the `with` block (or `close()` after `start()`) restores the
+  previous SIGTERM handling.
+  """
+
+  def __init__(self, grace_seconds: float = 30.0):
+    self.grace_seconds = grace_seconds
+    self.signalled = threading.Event()
+    self.stopping = threading.Event()  # the final checkpoint has begun
+    self._libc = ctypes.CDLL(None, use_errno=True)
+    self._previous_action = ctypes.create_string_buffer(1024)  # sigaction
+    self._previous_wakeup_fd = -1
+    self._previous_handler = None
+    self._pipe = None
+
+  def __enter__(self) -> "PreemptionHandler":
+    return self.start()
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+  def start(self) -> "PreemptionHandler":
+    """Installs the handler (only the main thread can; elsewhere, none)."""
+    if threading.current_thread() is not threading.main_thread():
+      logging.warning("not in the main thread: SIGTERM keeps its handling")
+      return self
+    self._libc.sigaction(signal.SIGTERM, None, self._previous_action)
+    self._pipe = os.pipe()
+    os.set_blocking(self._pipe[1], False)
+    self._previous_handler = signal.signal(signal.SIGTERM, lambda *_: None)
+    self._previous_wakeup_fd = signal.set_wakeup_fd(
+        self._pipe[1], warn_on_full_buffer=False)
+    threading.Thread(target=self._wait_for_sigterm, args=(self._pipe[0],),
+                     name="korani-sigterm", daemon=True).start()
+    return self
+
+  def close(self) -> None:
+    """Restores the SIGTERM handling from before `start`."""
+    if self._pipe is None:
+      return
+    signal.set_wakeup_fd(self._previous_wakeup_fd)
+    signal.signal(signal.SIGTERM, self._previous_handler)
+    # The handler Python does not know of (JAX's runtime's), if any.
+    self._libc.sigaction(signal.SIGTERM, self._previous_action, None)
+    os.close(self._pipe[1])  # ends the thread
+    self.stopping.set()
+
+  def _wait_for_sigterm(self, read_fd: int) -> None:
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+      while True:
+        received = pipe.read(1)
+        if not received:
+          return  # closed
+        if received[0] == signal.SIGTERM:
+          break
+    logging.warning("process %d: SIGTERM; stopping at the next step all "
+                    "processes reach, after a checkpoint", jax.process_index())
+    self.signalled.set()
+    if jax.process_count() > 1:
+      # Hand the signal on to JAX's runtime, which starts the sync protocol.
+      self._libc.sigaction(signal.SIGTERM, self._previous_action, None)
+      os.kill(os.getpid(), signal.SIGTERM)
+    if not self.stopping.wait(self.grace_seconds):
+      report_failure(f"SIGTERM: no checkpoint begun within "
+                     f"{self.grace_seconds:g} s; exiting without one",
+                     exit_code=EXIT_PREEMPTED)
+
+  def should_stop(self, step: int) -> bool:
+    """Whether to save and stop after `step` (call after every step)."""
+    if jax.process_count() > 1:
+      stop = multihost_utils.reached_preemption_sync_point(step)
+    else:
+      stop = self.signalled.is_set()
+    if stop:
+      self.stopping.set()
+      logging.warning("process %d: preempted; saving step %d and stopping",
+                      jax.process_index(), step)
+    return stop

@@ -33,8 +33,11 @@ def configurables():
 
 # t5x's multi-host flags (t5x/train.py): --coordinator_address=HOST:PORT
 # --process_count=N --process_index=I. Not needed on a Cloud TPU slice.
+# --heartbeat_timeout_seconds: how soon a silent (killed) process stops the
+# job (JAX's default 100).
 _DISTRIBUTED_FLAGS = {"--coordinator_address": str, "--process_count": int,
-                      "--process_index": int}
+                      "--process_index": int,
+                      "--heartbeat_timeout_seconds": int}
 
 
 def parse_distributed_flags(args: Sequence[str]
@@ -92,7 +95,10 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
   """Parses gin and multi-host flags, registers tasks and mixtures, calls `run`.
 
   Errors a user can fix (bad data, bad settings) print one clear message and
-  exit with status 2 instead of a traceback.
+  exit with status 2 instead of a traceback. In a multi-process run any
+  error also stops the other processes at once
+  (`distributed.report_failure`). A run that SIGTERM stopped (after its
+  checkpoint) exits with status 143.
   """
   argv = list(sys.argv[1:] if argv is None else argv)
   if any(a in ("-h", "--help") for a in argv):
@@ -129,14 +135,26 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
     if not files:
       raise errors.ConfigError(f"{name}: give at least one --gin_file")
     from t5x_runs import distributed  # pylint: disable=import-outside-toplevel
-    distributed.initialize(**multihost)
+    multiprocess = distributed.initialize(**multihost)
+  except errors.KoraniError as e:
+    print(f"{name}: error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+  try:
     configurables()
     if cache_dirs:
       import seqio  # pylint: disable=import-outside-toplevel
       seqio.add_global_cache_dirs(cache_dirs)
     gin_utils.parse_gin(files, bindings)
-    run()
+    result = run()
   except errors.KoraniError as e:
     print(f"{name}: error: {e}", file=sys.stderr)
+    if multiprocess:
+      distributed.report_failure(f"{name}: error: {e}", EXIT_USAGE)
     return EXIT_USAGE
+  except BaseException as e:  # pylint: disable=broad-except
+    if multiprocess:
+      distributed.fail_fast(e)
+    raise
+  if getattr(result, "preempted", False):
+    return distributed.EXIT_PREEMPTED
   return 0

@@ -15,13 +15,21 @@ stays replicated unless 2-D parameter sharding is switched on.
 The optimizer state follows its parameters (`opt_state_shardings`), and the
 trainer compiles its steps with these shardings as explicit in/out
 shardings, so nothing that is sharded is ever gathered onto one device.
+
+The rows of the mesh are the data-parallel replicas; `data_layout` says
+which of them each process feeds, as t5x's `get_data_layout` does
+(t5x/partitioning.py at google-research/t5x@aeeced0e: `LocalChunker`,
+`DataLayout`).
 """
 
+import collections
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from korani_tasks import errors
@@ -57,13 +65,175 @@ def make_mesh(num_partitions: int = 1,
               devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A (data, model) mesh with `num_partitions` devices on the model axis."""
   devices = list(devices if devices is not None else jax.devices())
+  return Mesh(device_grid(num_partitions, devices), (DATA_AXIS, MODEL_AXIS))
+
+
+def device_grid(num_partitions: int, devices: Sequence[Any]) -> np.ndarray:
+  """The devices as a [replicas, num_partitions] array.
+
+  TPU chips have a physical topology: JAX's `mesh_utils` lays the model
+  groups onto neighbouring chips of the torus (`create_device_mesh`; with
+  several slices, `create_hybrid_device_mesh` keeps each group inside a
+  slice and spreads the replicas over them). Other devices (host CPU
+  devices, GPUs) are ordered by process and id and reshaped: a model group
+  fills one process's devices before it spans the next process.
+  """
+  devices = list(devices)
   if num_partitions < 1 or len(devices) % num_partitions:
     raise errors.ConfigError(
-        f"num_partitions={num_partitions} must divide the number of devices "
-        f"({len(devices)})")
-  grid = np.array(devices).reshape(len(devices) // num_partitions,
-                                   num_partitions)
-  return Mesh(grid, (DATA_AXIS, MODEL_AXIS))
+        f"num_partitions={num_partitions} (gin NUM_PARTITIONS) must divide "
+        f"the number of devices ({_device_summary(devices)})")
+  shape = (len(devices) // num_partitions, num_partitions)
+  if devices[0].platform != "tpu":
+    ordered = sorted(devices, key=lambda d: (d.process_index, d.id))
+    grid = np.empty(len(ordered), dtype=object)
+    grid[:] = ordered
+    return grid.reshape(shape)
+  slices = sorted({getattr(d, "slice_index", 0) for d in devices})
+  if len(slices) == 1:
+    return mesh_utils.create_device_mesh(shape, devices,
+                                         allow_split_physical_axes=True)
+  if shape[0] % len(slices):
+    raise errors.ConfigError(
+        f"{shape[0]} data-parallel replicas (devices / num_partitions="
+        f"{num_partitions}) cannot be spread evenly over {len(slices)} TPU "
+        "slices")
+  return mesh_utils.create_hybrid_device_mesh(
+      (shape[0] // len(slices), num_partitions), (len(slices), 1), devices,
+      allow_split_physical_axes=True)
+
+
+def _device_summary(devices: Sequence[Any]) -> str:
+  """'8' or '8: 4 processes x 2 devices'."""
+  per_process = collections.Counter(d.process_index for d in devices)
+  if len(per_process) == 1:
+    return str(len(devices))
+  counts = sorted(set(per_process.values()))
+  each = (f"{counts[0]} devices" if len(counts) == 1
+          else f"{counts[0]}..{counts[-1]} devices")
+  return f"{len(devices)}: {len(per_process)} processes x {each}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataLayout:
+  """Which rows of the global batch one process builds (t5x's `DataLayout`).
+
+  The replicas (rows of the mesh's 'data' axis) split the global batch
+  evenly: replica r takes rows ``[r * n, (r + 1) * n)``, ``n = batch_size /
+  num_replicas``. The processes that hold devices of the same replicas form
+  one group; each group reads its own shard of the data (seqio's
+  ``ShardInfo(shard_id, num_shards)``) and every process of a group builds
+  the same rows, those of the group's replicas. Example, 4 processes with 2
+  devices each, num_partitions=4, batch 8::
+
+      replica 0 = processes 0, 1 -> shard 0 of 2, rows 0-3
+      replica 1 = processes 2, 3 -> shard 1 of 2, rows 4-7
+
+  With num_partitions=2 each process holds one whole replica (4 shards of 2
+  rows); with num_partitions=8 all four hold the one replica and read the
+  whole data (1 shard of 8 rows).
+  """
+  batch_size: int  # global
+  num_replicas: int
+  num_shards: int
+  shard_id: int  # of this process
+  replicas: tuple[int, ...]  # this process's replicas (mesh rows), ascending
+  processes: tuple[int, ...]  # the processes of this process's group
+
+  @property
+  def host_batch_size(self) -> int:
+    """Rows this process reads per step: those of its replicas."""
+    return self.batch_size // self.num_shards
+
+  @property
+  def rows_per_replica(self) -> int:
+    return self.batch_size // self.num_replicas
+
+  def shard_info(self):
+    """seqio's ShardInfo of this process's data (None: one shard)."""
+    import seqio  # pylint: disable=import-outside-toplevel
+    if self.num_shards == 1:
+      return None
+    return seqio.ShardInfo(index=self.shard_id, num_shards=self.num_shards)
+
+  def local_row(self, global_row: int) -> int:
+    """Where a row of the global batch is in this process's batch."""
+    replica, offset = divmod(global_row, self.rows_per_replica)
+    return self.replicas.index(replica) * self.rows_per_replica + offset
+
+  def describe(self) -> str:
+    return (f"batch {self.batch_size} over {self.num_replicas} replicas "
+            f"({self.rows_per_replica} rows each) in {self.num_shards} data "
+            f"shards; this process reads shard {self.shard_id} "
+            f"({self.host_batch_size} rows: replicas "
+            f"{ranges(self.replicas)}) with processes "
+            f"{ranges(self.processes)}")
+
+
+def ranges(values: Sequence[int]) -> str:
+  """'0-3' for 0, 1, 2, 3; '0, 2' otherwise."""
+  values = list(values)
+  if len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
+    return f"{values[0]}-{values[-1]}"
+  return ", ".join(map(str, values))
+
+
+def data_layout(grid: np.ndarray, batch_size: int,
+                process_index: int | None = None) -> DataLayout:
+  """The data layout of `process_index` (this process) on a device grid.
+
+  `grid` is a mesh's ``devices`` ([replicas, num_partitions]). Raises
+  ConfigError, naming the setting and the numbers, where no layout works:
+  a batch that the replicas cannot split evenly, a process whose replicas
+  other processes share only in part (they would read different data for
+  the same replica), or groups of unequal sizes.
+  """
+  grid = np.asarray(grid)
+  num_replicas, num_partitions = grid.shape
+  if process_index is None:
+    process_index = jax.process_index()
+  if batch_size % num_replicas:
+    raise errors.ConfigError(
+        f"batch_size={batch_size} (gin BATCH_SIZE) must be divisible by the "
+        f"{num_replicas} data-parallel replicas "
+        f"({_device_summary(grid.ravel())} devices / num_partitions="
+        f"{num_partitions})")
+  replicas_of = collections.defaultdict(set)
+  for replica, row in enumerate(grid):
+    for device in row:
+      replicas_of[device.process_index].add(replica)
+  groups: dict[tuple[int, ...], list[int]] = {}
+  for process in sorted(replicas_of):
+    groups.setdefault(tuple(sorted(replicas_of[process])), []).append(process)
+  holder: dict[int, tuple[int, ...]] = {}
+  for replicas, processes in groups.items():
+    for replica in replicas:
+      if replica in holder:
+        other = holder[replica]
+        raise errors.ConfigError(
+            f"num_partitions={num_partitions} (gin NUM_PARTITIONS) on "
+            f"{_device_summary(grid.ravel())} devices: replica {replica} is "
+            f"held by processes {ranges(groups[other])} (replicas "
+            f"{ranges(other)}) and {ranges(processes)} (replicas "
+            f"{ranges(replicas)}), which would read different data for it; "
+            "choose num_partitions so that each process holds whole "
+            "replicas or a part of one")
+      holder[replica] = replicas
+  sizes = sorted({len(r) for r in groups})
+  if len(sizes) > 1:
+    raise errors.ConfigError(
+        f"num_partitions={num_partitions} (gin NUM_PARTITIONS) on "
+        f"{_device_summary(grid.ravel())} devices: processes hold between "
+        f"{sizes[0]} and {sizes[-1]} replicas, so their data shards would "
+        "differ in size; give every process as many devices")
+  shards = sorted(groups, key=min)
+  mine = next((r for r in shards if process_index in groups[r]), None)
+  if mine is None:
+    raise errors.ConfigError(
+        f"process {process_index} holds no device of the mesh")
+  return DataLayout(batch_size=batch_size, num_replicas=num_replicas,
+                    num_shards=len(shards), shard_id=shards.index(mine),
+                    replicas=mine, processes=tuple(groups[mine]))
 
 
 def param_shardings(boxed_params: Any, mesh: Mesh,

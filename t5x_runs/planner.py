@@ -93,6 +93,8 @@ class Plan:
   activations_by_kind: Mapping[str, int]  # see `activation_bytes`
   activations_per_example: int  # growth per example of the per-device batch
   update_temporaries: int = 0  # see `update_temporary_bytes`
+  # Per process, where the hosts are known (`planned_devices`).
+  data_layouts: Sequence[partitioning.DataLayout] | None = None
   device_memory_gib: float | None = None
   headroom: float = DEFAULT_HEADROOM
   num_microbatches: int = 1
@@ -454,6 +456,7 @@ def update_temporary_bytes(parameter_bytes) -> int:
 def plan(model_config: MT5Config, *, batch_size: int,
          task_feature_lengths: Mapping[str, int], num_devices: int,
          num_partitions: int = 1, device_memory_gib: float | None = None,
+         devices: Sequence[Any] | None = None,
          parameter_2d_sharding: bool = False, param_dtype: Any = jnp.float32,
          activation_dtype: Any = None, optimizer=None,
          headroom: float = DEFAULT_HEADROOM, num_microbatches: int = 1
@@ -462,6 +465,8 @@ def plan(model_config: MT5Config, *, batch_size: int,
 
   `optimizer` defaults to the trainer's (``trainer.make_optimizer()``, with
   any gin bindings); `activation_dtype` to ``model_config.dtype``.
+  With `devices` (`planned_devices`: which host holds which device), the
+  plan also has the trainer's data layout of every process.
 
   Raises:
     ConfigError: a setting that the trainer's mesh cannot take (partitions
@@ -488,6 +493,7 @@ def plan(model_config: MT5Config, *, batch_size: int,
         f"num_microbatches={num_microbatches} (gin NUM_MICROBATCHES) x the "
         f"{data_parallel} data-parallel replicas = "
         f"{data_parallel * num_microbatches}")
+  layouts = _data_layouts(devices, num_devices, num_partitions, batch_size)
   missing = {"inputs", "targets"} - set(task_feature_lengths)
   if missing:
     raise errors.ConfigError(
@@ -552,7 +558,63 @@ def plan(model_config: MT5Config, *, batch_size: int,
                                - sum(acts_at(0).values())),
       update_temporaries=update,
       device_memory_gib=device_memory_gib, headroom=headroom,
-      num_microbatches=num_microbatches)
+      num_microbatches=num_microbatches,
+      data_layouts=layouts)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedDevice:
+  """A device as `partitioning.device_grid` sees it, without the hardware."""
+  id: int
+  process_index: int
+  platform: str = "cpu"
+  device_kind: str = "cpu"
+  coords: tuple[int, int, int] = (0, 0, 0)
+  core_on_chip: int = 0
+
+
+# A TPU v4 host holds 2x2x1 chips.
+_TPU_V4_HOST = (2, 2, 1)
+
+
+def planned_devices(num_devices: int, devices_per_host: int | None = None,
+                    tpu_topology: str | None = None) -> list[PlannedDevice]:
+  """The devices of a run: hosts of `devices_per_host` host devices or GPUs
+  (in process order), or the chips of a TPU v4 slice of `tpu_topology`
+  ('4x4x4': x, y, z chips; 4 chips per host) for JAX's topology-aware mesh.
+  """
+  if tpu_topology is None:
+    per_host = devices_per_host or num_devices
+    if per_host < 1 or num_devices % per_host:
+      raise errors.ConfigError(
+          f"--devices_per_host={per_host} must divide --devices={num_devices}")
+    return [PlannedDevice(i, i // per_host) for i in range(num_devices)]
+  try:
+    x, y, z = (int(n) for n in tpu_topology.split("x"))
+  except ValueError:
+    raise errors.ConfigError(
+        f"--tpu_topology={tpu_topology!r} must be XxYxZ, e.g. 4x4x4") from None
+  hx, hy, hz = _TPU_V4_HOST
+  if x * y * z != num_devices or x % hx or y % hy or z % hz:
+    raise errors.ConfigError(
+        f"--tpu_topology={tpu_topology} must have --devices={num_devices} "
+        f"chips in hosts of {hx}x{hy}x{hz}")
+  chips = [(i, j, k) for k in range(z) for j in range(y) for i in range(x)]
+  return [PlannedDevice(n, ((k // hz) * (y // hy) + j // hy) * (x // hx)
+                        + i // hx, "tpu", "TPU v4", (i, j, k))
+          for n, (i, j, k) in enumerate(chips)]
+
+
+def _data_layouts(devices, num_devices, num_partitions, batch_size):
+  if devices is None:
+    return None
+  if len(devices) != num_devices:
+    raise errors.ConfigError(
+        f"{len(devices)} planned devices for --devices={num_devices}")
+  grid = partitioning.device_grid(num_partitions, devices)
+  processes = sorted({d.process_index for d in devices})
+  return tuple(partitioning.data_layout(grid, batch_size, p)
+               for p in processes)
 
 
 # The features of a packed training batch (seqio's EncDecFeatureConverter
@@ -627,6 +689,7 @@ def _trainer_setting(name: str, default=None, required: bool = True):
 
 def plan_from_gin(gin_files: Sequence[str], bindings: Sequence[str] = (), *,
                   num_devices: int, device_memory_gib: float | None = None,
+                  devices: Sequence[Any] | None = None,
                   headroom: float = DEFAULT_HEADROOM) -> Plan:
   """`plan` for the training run a gin configuration describes.
 
@@ -683,11 +746,38 @@ def plan_from_gin(gin_files: Sequence[str], bindings: Sequence[str] = (), *,
           "parameter_2d_sharding", False, required=False)),
       num_microbatches=_trainer_setting("num_microbatches", 1,
                                         required=False),
-      device_memory_gib=device_memory_gib, headroom=headroom)
+      device_memory_gib=device_memory_gib, headroom=headroom,
+      devices=devices)
 
 
 def _gib(n: float) -> str:
   return f"{n / GIB:,.3f}"
+
+
+def format_data_layouts(layouts) -> list[str]:
+  """Lines on which processes read which shard (none without layouts).
+
+  e.g. for 4 processes x 2 devices, NUM_PARTITIONS=4, batch 8:
+      data: 2 shards of 4 rows (batch 8, 2 replicas), 2 processes per shard
+        shard 0: processes 0, 1 (replicas 0)
+        shard 1: processes 2, 3 (replicas 1)
+  """
+  if not layouts:
+    return []
+  first = layouts[0]
+  shards = {l.shard_id: l for l in layouts}
+  lines = [f"data: {first.num_shards} shards of {first.host_batch_size} rows "
+           f"(batch {first.batch_size}, {first.num_replicas} replicas), "
+           f"{len(first.processes)} processes per shard"]
+  shown = sorted(shards)[:8]
+  for shard in shown:
+    layout = shards[shard]
+    lines.append(f"  shard {shard}: processes "
+                 f"{partitioning.ranges(layout.processes)} (replicas "
+                 f"{partitioning.ranges(layout.replicas)})")
+  if len(shards) > len(shown):
+    lines.append(f"  ... {len(shards) - len(shown)} more shards")
+  return lines
 
 
 def format_plan(p: Plan) -> str:
@@ -706,6 +796,7 @@ def format_plan(p: Plan) -> str:
       f"mesh: {p.num_devices} devices = {p.data_parallel} data x "
       f"{p.num_partitions} model, 2-D parameter sharding "
       f"{'on' if p.parameter_2d_sharding else 'off'}",
+      *format_data_layouts(p.data_layouts),
       "",
   ]
   rows = [("parameters", p.parameters), ("optimizer state", p.optimizer_state),

@@ -147,6 +147,7 @@ class TrainResult:
   final_step: int
   losses: list[tuple[int, float]]  # (step, loss) at every logged step
   model_config: MT5Config
+  preempted: bool = False  # stopped by SIGTERM after saving final_step
 
 
 def _model_inputs(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
@@ -315,14 +316,10 @@ def load_initial_params(path: str, config: MT5Config, abstract_params: Any,
   return jax.tree.map(place, loaded, abstract_params, shardings)
 
 
-def _check_batch_fits_mesh(batch_size: int, mesh: Mesh,
-                           num_microbatches: int = 1) -> None:
+def _check_microbatches(batch_size: int, mesh: Mesh,
+                        num_microbatches: int = 1) -> None:
+  """Each microbatch takes the same number of rows from every replica."""
   replicas = mesh.shape[partitioning.DATA_AXIS]
-  if batch_size % replicas:
-    raise errors.ConfigError(
-        f"batch_size={batch_size} must be divisible by the {replicas} "
-        f"data-parallel replicas ({mesh.devices.size} devices / "
-        f"num_partitions={mesh.shape[partitioning.MODEL_AXIS]})")
   if (not isinstance(num_microbatches, int) or num_microbatches < 1
       or batch_size % (num_microbatches * replicas)):
     raise errors.ConfigError(
@@ -371,6 +368,7 @@ def train(*,
           use_cached: bool = False,
           inputs_eos: bool = True,
           allow_absent_datasets: bool = False,
+          preemption_grace_seconds: float = 30.0,
           progress: bool = True) -> TrainResult:
   """Fine-tunes mT5 on a seqio mixture; see the module docstring.
 
@@ -401,6 +399,11 @@ def train(*,
   Checkpoints are written in the background while training goes on
   (checkpoints.py). `verify_checkpoint_hashes` checks every sha256 of the
   checkpoint a run resumes from, not only its files' sizes.
+
+  SIGTERM stops the run after the next step that all processes reach, with
+  a checkpoint of it (``TrainResult.preempted``); a process that cannot
+  begin that checkpoint within `preemption_grace_seconds` exits without one
+  (`distributed.PreemptionHandler`).
   """
   protocol.configure(inputs_eos=inputs_eos)
   left_out = ()
@@ -417,12 +420,19 @@ def train(*,
   _check_same_model(model_dir, config)
 
   mesh = partitioning.make_mesh(num_partitions)
-  _check_batch_fits_mesh(batch_size, mesh, num_microbatches)
-  host_batch_size = distributed.host_batch_size(batch_size)
+  layout = partitioning.data_layout(mesh.devices, batch_size)
+  _check_microbatches(batch_size, mesh, num_microbatches)
+  lengths = dict(task_feature_lengths)
+  distributed.check_same_settings({
+      "mixture_or_task_name": mixture_or_task_name,
+      "task_feature_lengths": lengths, "batch_size": batch_size,
+      "num_train_steps": num_train_steps, "seed": seed, "pack": pack,
+      "num_partitions": num_partitions, "num_microbatches": num_microbatches,
+      "use_cached": use_cached, "model_config": config})
+  logging.info("Data layout: %s", layout.describe())
   rules = partitioning.standard_logical_axis_rules(parameter_2d_sharding)
   model = MT5(config)
   optimizer = make_optimizer()
-  lengths = dict(task_feature_lengths)
   store = checkpoints.CheckpointStore(
       model_dir, max_to_keep=keep_checkpoints,
       verify_hashes=verify_checkpoint_hashes)
@@ -433,9 +443,13 @@ def train(*,
 
   def batches(skip: int = 0) -> DataIterator:
     return DataIterator(train_batches(
-        mixture_or_task_name, lengths, host_batch_size, seed, start_step=skip,
-        pack=pack, shard_info=distributed.shard_info(), use_cached=use_cached))
+        mixture_or_task_name, lengths, layout.host_batch_size, seed,
+        start_step=skip, pack=pack, shard_info=layout.shard_info(),
+        use_cached=use_cached))
 
+  # From here on (data pipeline, restore, compilation, steps) SIGTERM stops
+  # the run after the next step all processes reach.
+  preemption = distributed.PreemptionHandler(preemption_grace_seconds).start()
   data = batches()
   result_losses, start_step = [], 0
   try:
@@ -472,38 +486,49 @@ def train(*,
       writer = metric_writers.create_default_writer(
           os.path.join(model_dir, "train"),
           just_logging=not distributed.is_primary())
-      loop = _TrainLoop(step_fn, mesh, seed, writer, log_period,
+      loop = _TrainLoop(step_fn, mesh, layout, seed, writer, log_period,
                         progress and distributed.is_primary(), start_step,
                         num_train_steps)
       steps = loop.run(params, opt_state, data)
+      final_step, preempted = num_train_steps, False
       try:
         for step, params, opt_state, logged in steps:
           if logged is not None:
             result_losses.append((step, logged))
-          if step % checkpoint_period == 0 or step == num_train_steps:
+          preempted = preemption.should_stop(step)
+          if (step % checkpoint_period == 0 or step == num_train_steps
+              or preempted):
             store.save(step, params, opt_state, metadata,
                        data_iterator=(data.tf_iterator
                                       if checkpoint_data_iterator else None),
-                       wait=step == num_train_steps)
+                       wait=step == num_train_steps or preempted)
+          if preempted:
+            final_step = step
+            break
+      except BaseException as e:
+        distributed.fail_fast(e)  # several processes: stop them all, now
+        raise
       finally:
         steps.close()
         writer.flush()
         writer.close()
   finally:
+    preemption.close()
     store.close()
     # Free the tf.data iterator (and its Python-function workers) now, not
     # at interpreter exit, where TF can deadlock waiting for them.
     del data
-  return TrainResult(start_step, num_train_steps, result_losses, config)
+  return TrainResult(start_step, final_step, result_losses, config, preempted)
 
 
 class _TrainLoop:
   """Runs steps, logging loss and tokens/s to TensorBoard, console and a bar."""
 
-  def __init__(self, step_fn, mesh, seed, writer, log_period, progress,
-               start_step, num_train_steps):
+  def __init__(self, step_fn, mesh, layout, seed, writer, log_period,
+               progress, start_step, num_train_steps):
     self.step_fn = step_fn
     self.batch_sharding = partitioning.batch_sharding(mesh)
+    self.layout = layout
     self.base_rng = jax.random.PRNGKey(seed)
     self.writer = writer
     self.log_period = log_period
@@ -521,16 +546,17 @@ class _TrainLoop:
                     desc="train", unit="step", disable=not self.progress,
                     dynamic_ncols=True)
     pending, tokens, real_tokens = [], 0, 0
-    processes = jax.process_count()  # every host reads as many tokens
+    shards = self.layout.num_shards  # every shard has as many tokens
     tick = time.perf_counter()
     try:
       for step in range(self.start_step + 1, self.num_train_steps + 1):
         batch = next(batches)
-        tokens += processes * sum(batch[k].size for k in
+        tokens += shards * sum(batch[k].size for k in
                                   ("encoder_input_tokens", "decoder_target_tokens"))
-        real_tokens += processes * int((batch["encoder_input_tokens"] > 0).sum()
+        real_tokens += shards * int((batch["encoder_input_tokens"] > 0).sum()
                                        + batch["decoder_loss_weights"].sum())
-        batch = distributed.global_batch(batch, self.batch_sharding)
+        batch = distributed.global_batch(batch, self.batch_sharding,
+                                         self.layout)
         rng = jax.random.fold_in(self.base_rng, step)
         params, opt_state, metrics = self.step_fn(params, opt_state, batch,
                                                   rng)

@@ -9,20 +9,26 @@ distributed runtime are fixed when JAX starts. Two modes:
     python tests/multidevice_train.py meshes --meshes 8x1/2d,4x2,1x8 \\
         --model_dir DIR --vocabulary V --output result.json
 
-    # One of several processes on 127.0.0.1 (gloo collectives).
+    # One of several processes on 127.0.0.1 (gloo collectives), running
+    # phases NAME:NUM_PARTITIONS in turn: "train" (STEPS steps), "resume"
+    # (STEPS - 1 steps, then resumed to STEPS), "sigterm" (process 1 gets
+    # SIGTERM after step 2), "fail" (the last process fails; must not return).
     python tests/multidevice_train.py process --process_index 0 \\
         --process_count 2 --coordinator 127.0.0.1:PORT --model_dir DIR \\
-        --vocabulary V --output result0.json
+        --vocabulary V --output result0.json --phases resume:4,train:2,fail:4
 
 Each writes JSON: per run the logged losses, and (meshes mode) the shardings
-and per-device shard shapes of the parameters, or (process mode) the final
-parameters' sha256 and path to an .npz copy.
+and per-device shard shapes of the parameters, or (process mode) per phase
+the digests of the host batches read, the final parameters' sha256 and
+path to an .npz copy.
 """
 
 import argparse
 import hashlib
 import json
+import logging
 import os
+import signal
 import sys
 
 import numpy as np
@@ -37,7 +43,8 @@ STEPS = 4
 MODEL = {"num_heads": 8, "head_dim": 8}
 
 
-def _train(model_dir, vocabulary, steps, batch_size=BATCH_SIZE, **kwargs):
+def _train(model_dir, vocabulary, steps, batch_size=BATCH_SIZE,
+           checkpoint_period=2, **kwargs):
   from t5x_runs import trainer  # pylint: disable=import-outside-toplevel
   from t5x_runs.models import mt5_config  # pylint: disable=import-outside-toplevel
   return trainer.train(
@@ -45,7 +52,7 @@ def _train(model_dir, vocabulary, steps, batch_size=BATCH_SIZE, **kwargs):
       task_feature_lengths=LENGTHS, batch_size=batch_size,
       num_train_steps=steps,
       model_config=mt5_config("tiny", vocab_size=None, **MODEL),
-      vocabulary=vocabulary, checkpoint_period=2, log_period=1,
+      vocabulary=vocabulary, checkpoint_period=checkpoint_period, log_period=1,
       progress=False, **kwargs)
 
 
@@ -93,39 +100,113 @@ def run_meshes(args):
   return results
 
 
-def run_process(args):
-  import jax  # pylint: disable=import-outside-toplevel
-  from t5x_runs import distributed  # pylint: disable=import-outside-toplevel
-  distributed.initialize(args.coordinator, args.process_count,
-                         args.process_index)
-  # STEPS - 1 steps with a checkpoint at 2, then resume to STEPS: every
-  # process writes and restores the orbax checkpoints together.
-  first = _train(args.model_dir, args.vocabulary, STEPS - 1)
-  second = _train(args.model_dir, args.vocabulary, STEPS)
+_FAIL_AFTER = []  # [n]: reading fails once n batches have been read
 
-  from t5x_runs import checkpoints  # pylint: disable=import-outside-toplevel
-  store = checkpoints.CheckpointStore(args.model_dir, read_only=True)
-  steps = store.all_steps()
-  store.close()
-  # Restore the last step into replicated arrays and take this process's copy.
+
+def _record_batches():
+  """Makes each process note a digest of every host batch it reads."""
+  from t5x_runs import trainer  # pylint: disable=import-outside-toplevel
+  seen = []
+  read = trainer.DataIterator.__next__
+
+  def next_and_record(self):
+    if _FAIL_AFTER and len(seen) >= _FAIL_AFTER[0]:
+      raise RuntimeError(f"injected failure reading batch {len(seen) + 1}")
+    batch = read(self)
+    digest = hashlib.sha256()
+    for key in sorted(batch):
+      digest.update(key.encode() + batch[key].tobytes())
+    seen.append(digest.hexdigest())
+    return batch
+  trainer.DataIterator.__next__ = next_and_record
+  return seen
+
+
+def _stop_at_step(step, process_index):
+  """Sends this process SIGTERM once the trainer logs `step`."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  class Handler(logging.Handler):
+    def emit(self, record):
+      if (jax.process_index() == process_index
+          and record.getMessage().startswith(f"step {step}/")):
+        os.kill(os.getpid(), signal.SIGTERM)
+  logging.getLogger().addHandler(Handler())
+  logging.getLogger().setLevel(logging.INFO)
+
+
+def _final_params(model_dir, model_config, npz):
+  """The last checkpoint's parameters, restored replicated: (path, sha256)."""
+  import jax  # pylint: disable=import-outside-toplevel
   from t5x_runs import evaluator, partitioning  # pylint: disable=import-outside-toplevel
-  mesh = partitioning.make_mesh(1)
-  params, _ = evaluator.restore_params(args.model_dir, first.model_config,
-                                       mesh)
+  params, _ = evaluator.restore_params(model_dir, model_config,
+                                       partitioning.make_mesh(1))
   flat = {jax.tree_util.keystr(p): np.asarray(v)
           for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
-  npz = os.path.splitext(args.output)[0] + ".npz"
   np.savez(npz, **flat)
   digest = hashlib.sha256()
   for key in sorted(flat):
     digest.update(key.encode() + flat[key].tobytes())
-  return {"process_index": jax.process_index(),
-          "process_count": jax.process_count(),
-          "device_count": jax.device_count(),
-          "losses": first.losses + second.losses,
-          "start_steps": [first.start_step, second.start_step],
-          "checkpoint_steps": steps, "params_npz": npz,
-          "params_sha256": digest.hexdigest()}
+  return npz, digest.hexdigest()
+
+
+def run_process(args):
+  """Runs the phases of `args.phases` (module docstring), writing results."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from t5x_runs import checkpoints, distributed  # pylint: disable=import-outside-toplevel
+  distributed.initialize(args.coordinator, args.process_count,
+                         args.process_index, heartbeat_timeout_seconds=20)
+  batches = _record_batches()
+  results = {"process_index": jax.process_index(),
+             "process_count": jax.process_count(),
+             "device_count": jax.device_count()}
+  base = os.path.splitext(args.output)[0]
+  for phase in args.phases.split(","):
+    name, _, partitions = phase.partition(":")
+    partitions = int(partitions or 1)
+    model_dir = os.path.join(args.model_dir, phase.replace(":", "_"))
+    first = len(batches)
+    if name == "resume":
+      # STEPS - 1 steps with a checkpoint at 2, then resume to STEPS: every
+      # process writes and restores the orbax checkpoints together.
+      runs = [_train(model_dir, args.vocabulary, STEPS - 1,
+                     num_partitions=partitions),
+              _train(model_dir, args.vocabulary, STEPS,
+                     num_partitions=partitions)]
+    elif name == "train":
+      runs = [_train(model_dir, args.vocabulary, STEPS,
+                     num_partitions=partitions)]
+    elif name == "sigterm":
+      # Process 1 gets SIGTERM after step 2 of 1000: all stop at one step
+      # (with a grace period that a slow machine cannot run out of).
+      _stop_at_step(2, process_index=1)
+      runs = [_train(model_dir, args.vocabulary, 1000,
+                     num_partitions=partitions, checkpoint_period=1000,
+                     preemption_grace_seconds=600)]
+    elif name == "fail":
+      # The last process fails reading its second batch, while the others
+      # wait for it in step 2's collectives.
+      if jax.process_index() == jax.process_count() - 1:
+        _FAIL_AFTER.append(len(batches) + 1)
+      try:
+        _train(model_dir, args.vocabulary, STEPS, num_partitions=partitions)
+      except RuntimeError as e:
+        distributed.report_failure(f"{type(e).__name__}: {e}")
+      raise AssertionError("the failure must have stopped every process")
+    store = checkpoints.CheckpointStore(model_dir, read_only=True)
+    steps = store.all_steps()
+    store.close()
+    npz, digest = _final_params(model_dir, runs[0].model_config,
+                                f"{base}_{phase.replace(':', '_')}.npz")
+    results[phase] = {
+        "losses": [loss for run in runs for _, loss in run.losses],
+        "start_steps": [run.start_step for run in runs],
+        "final_steps": [run.final_step for run in runs],
+        "preempted": [run.preempted for run in runs],
+        "checkpoint_steps": steps, "batches": batches[first:],
+        "params_npz": npz, "params_sha256": digest}
+    _write(results, args.output)
+  return results
 
 
 def main():
@@ -138,11 +219,16 @@ def main():
   parser.add_argument("--coordinator")
   parser.add_argument("--process_count", type=int)
   parser.add_argument("--process_index", type=int)
+  parser.add_argument("--phases", default="resume:1")
   args = parser.parse_args()
   results = run_meshes(args) if args.mode == "meshes" else run_process(args)
-  with open(args.output + ".tmp", "w") as f:
+  _write(results, args.output)
+
+
+def _write(results, path):
+  with open(path + ".tmp", "w") as f:
     json.dump(results, f)
-  os.replace(args.output + ".tmp", args.output)
+  os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

@@ -67,11 +67,11 @@ def test_accumulated_update_equals_the_full_batch_update():
 
 def test_a_batch_that_does_not_divide_names_the_setting_and_numbers():
   mesh = partitioning.make_mesh(1, jax.devices()[:1])
-  trainer._check_batch_fits_mesh(8, mesh, 4)  # pylint: disable=protected-access
+  trainer._check_microbatches(8, mesh, 4)  # pylint: disable=protected-access
   with pytest.raises(errors.ConfigError,
                      match=r"batch_size=6 .*num_microbatches=4 "
                            r"\(gin NUM_MICROBATCHES\) x the 1 data-parallel "
                            r"replicas = 4"):
-    trainer._check_batch_fits_mesh(6, mesh, 4)  # pylint: disable=protected-access
+    trainer._check_microbatches(6, mesh, 4)  # pylint: disable=protected-access
   with pytest.raises(errors.ConfigError, match="num_microbatches=0"):
-    trainer._check_batch_fits_mesh(8, mesh, 0)  # pylint: disable=protected-access
+    trainer._check_microbatches(8, mesh, 0)  # pylint: disable=protected-access

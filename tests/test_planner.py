@@ -271,6 +271,35 @@ def test_cli_prints_the_table(capsys, caplog):
   assert rc == 2 and "korani plan: error: num_partitions=3" in err
 
 
+def test_cli_reports_the_trainers_data_layout(capsys):
+  """The layouts of tests/test_sharding.py, from `korani plan`."""
+  rc = cli.main(["plan", "--gin_file=gin/models/mt5_base.gin",
+                 "--gin_file=gin/runs/finetune.gin", "--gin.NUM_PARTITIONS=4",
+                 "--gin.BATCH_SIZE=8", "--devices=8", "--devices_per_host=2"])
+  out, err = capsys.readouterr()
+  assert rc == 0, err
+  assert ("data: 2 shards of 4 rows (batch 8, 2 replicas), 2 processes per "
+          "shard\n  shard 0: processes 0, 1 (replicas 0)\n  shard 1: "
+          "processes 2, 3 (replicas 1)\n") in out
+  # The layout of the XXL files: NUM_PARTITIONS=8 on a TPU v4 slice of
+  # 4x4x4 chips, 4 per host: JAX's mesh puts each model group on two hosts.
+  plan = planner.plan_from_gin(
+      ["gin/models/mt5_large.gin", "gin/runs/finetune.gin"],
+      ["NUM_PARTITIONS = 8", "BATCH_SIZE = 256"], num_devices=64,
+      devices=planner.planned_devices(64, tpu_topology="4x4x4"))
+  assert len(plan.data_layouts) == 16
+  assert {l.num_shards for l in plan.data_layouts} == {8}
+  assert {len(l.processes) for l in plan.data_layouts} == {2}
+  assert planner.format_data_layouts(plan.data_layouts)[0] == (
+      "data: 8 shards of 32 rows (batch 256, 8 replicas), 2 processes per "
+      "shard")
+  rc = cli.main(["plan", "--gin_file", _gin_files()[0], "--gin_file",
+                 _gin_files()[1], "--gin.NUM_PARTITIONS=3", "--devices=6",
+                 "--devices_per_host=2"])
+  err = capsys.readouterr().err
+  assert rc == 2 and "replica 0 is held by processes 0 (replicas 0)" in err
+
+
 def test_cli_argument_errors_import_nothing_heavy():
   code = (
       "import sys\n"

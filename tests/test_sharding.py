@@ -14,6 +14,8 @@ and the updates are O(1e-3)).
 import json
 import os
 import pathlib
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -24,9 +26,11 @@ import pytest
 import seqio
 from jax.sharding import PartitionSpec as P
 
+from korani_tasks import errors
 from t5x_runs import distributed
 from t5x_runs import evaluator
 from t5x_runs import partitioning
+from t5x_runs import planner
 from t5x_runs import trainer
 from t5x_runs.models import MT5, mt5_config
 
@@ -62,6 +66,82 @@ def _assert_close_params(got, want):
   for key in want:
     np.testing.assert_allclose(got[key], want[key], rtol=0, atol=PARAM_ATOL,
                                err_msg=key)
+
+
+def _cpu_devices(*per_process):
+  """Host devices of processes with these device counts (ids as JAX's)."""
+  return [planner.PlannedDevice(sum(per_process[:p]) + i, p)
+          for p, count in enumerate(per_process) for i in range(count)]
+
+
+def _layouts(devices, num_partitions, batch_size):
+  grid = partitioning.device_grid(num_partitions, devices)
+  processes = sorted({d.process_index for d in devices})
+  return {p: partitioning.data_layout(grid, batch_size, p) for p in processes}
+
+
+@pytest.mark.parametrize("per_process, partitions, shards, groups", [
+    # model groups inside a process: each process its own replica
+    ((2, 2), 2, 2, [(0,), (1,)]),
+    # one group across two processes: both read the whole data
+    ((2, 2), 4, 1, [(0, 1)]),
+    # two replicas, each across two processes
+    ((2, 2, 2, 2), 4, 2, [(0, 1), (2, 3)]),
+    # two whole replicas per process
+    ((4, 4), 2, 2, [(0,), (1,)]),
+])
+def test_data_layout_by_replica(per_process, partitions, shards, groups):
+  """As t5x's get_data_layout (google-research/t5x@aeeced0e,
+  t5x/partitioning.py: LocalChunker, DataLayout): a shard per replica group."""
+  layouts = _layouts(_cpu_devices(*per_process), partitions, batch_size=8)
+  assert {l.num_shards for l in layouts.values()} == {shards}
+  assert sorted({l.processes for l in layouts.values()}) == groups
+  for p, layout in layouts.items():
+    assert p in layout.processes
+    assert layout.host_batch_size == 8 // shards
+    assert (layout.shard_info() is None) == (shards == 1)
+  # The groups' replicas cover every replica exactly once.
+  replicas = [r for g in groups for r in layouts[g[0]].replicas]
+  assert sorted(replicas) == list(range(layouts[0].num_replicas))
+
+
+def test_rows_of_a_process_holding_two_replicas():
+  layout = _layouts(_cpu_devices(4, 4), 2, batch_size=8)[1]
+  assert layout.replicas == (2, 3) and layout.rows_per_replica == 2
+  assert [layout.local_row(r) for r in (4, 5, 6, 7)] == [0, 1, 2, 3]
+
+
+def test_tpu_mesh_follows_the_topology():
+  """XXL's layout: NUM_PARTITIONS=8 on TPU v4 hosts of 4 chips (4x4x4).
+
+  jax's mesh_utils puts each model group on 2x4 neighbouring chips of two
+  hosts; the two hosts of a group read the same shard.
+  """
+  devices = planner.planned_devices(64, tpu_topology="4x4x4")
+  grid = partitioning.device_grid(8, devices)
+  for row in grid:
+    coords = np.array([d.coords for d in row])
+    spans = coords.max(0) - coords.min(0) + 1
+    assert np.prod(spans) == 8, spans  # a compact block, not a scattered row
+  layouts = _layouts(devices, 8, batch_size=64)
+  assert {l.num_shards for l in layouts.values()} == {8}
+  assert all(len(l.processes) == 2 and l.host_batch_size == 8
+             for l in layouts.values())
+
+
+@pytest.mark.parametrize("per_process, partitions, batch, message", [
+    ((2, 2, 2), 3, 8, r"replica 0 is held by processes 0 \(replicas 0\) and "
+     r"1 \(replicas 0, 1\)"),
+    ((2, 2, 2, 2), 1, 12, r"batch_size=12 \(gin BATCH_SIZE\) must be divisible "
+     r"by the 8 data-parallel replicas \(8: 4 processes x 2 devices"),
+    ((2, 2, 2, 2), 3, 8, r"num_partitions=3 \(gin NUM_PARTITIONS\) must divide "
+     r"the number of devices \(8: 4 processes x 2 devices\)"),
+    ((4, 2), 2, 6, r"processes hold between 1 and 2 replicas"),
+])
+def test_layouts_that_cannot_work_are_named(per_process, partitions, batch,
+                                            message):
+  with pytest.raises(errors.ConfigError, match=message):
+    _layouts(_cpu_devices(*per_process), partitions, batch)
 
 
 def test_optimizer_state_follows_the_parameters():
@@ -105,7 +185,7 @@ def test_meshes_of_8_devices_match_one_device(session_vocab, tmp_path):
   _wait(proc)
   results = json.loads((tmp_path / "meshes.json").read_text())
   assert results["device_count"] == 8
-  assert "batch_size=12 must be divisible by the 8 data-parallel" in (
+  assert "batch_size=12 (gin BATCH_SIZE) must be divisible by the 8 data-" in (
       results["uneven_batch_error"])
   base_losses = [loss for _, loss in base.losses]
   assert len(base_losses) == script.STEPS
@@ -147,8 +227,8 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _reference_two_shard_run(vocabulary, steps):
-  """One process, one device, each step on the two hosts' batches joined."""
+def _reference_run(vocabulary, steps, num_shards):
+  """One process, one device, each step on the shards' batches joined."""
   from korani_tasks import vocab as vocab_lib  # pylint: disable=import-outside-toplevel
   vocab_lib.use_vocabulary(str(vocabulary))
   config = trainer.resolve_model_config(
@@ -160,15 +240,18 @@ def _reference_two_shard_run(vocabulary, steps):
       model, optimizer, mesh, partitioning.standard_logical_axis_rules(),
       script.LENGTHS, seed=0)
   step_fn = state.compile_step(model, optimizer, z_loss=1e-4)
-  hosts = [trainer.train_batches(
-      script.TASK, script.LENGTHS, script.BATCH_SIZE // 2, seed=0,
-      shard_info=seqio.ShardInfo(index=i, num_shards=2)).as_numpy_iterator()
-           for i in range(2)]
+  shards = [trainer.train_batches(
+      script.TASK, script.LENGTHS, script.BATCH_SIZE // num_shards, seed=0,
+      shard_info=(seqio.ShardInfo(index=i, num_shards=num_shards)
+                  if num_shards > 1 else None)).as_numpy_iterator()
+            for i in range(num_shards)]
+  layout = partitioning.data_layout(mesh.devices, script.BATCH_SIZE)
   params, opt_state, losses = state.params, state.opt_state, []
   for step in range(1, steps + 1):
-    parts = [next(h) for h in hosts]
+    parts = [next(s) for s in shards]
     batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    batch = distributed.global_batch(batch, partitioning.batch_sharding(mesh))
+    batch = distributed.global_batch(batch, partitioning.batch_sharding(mesh),
+                                     layout)
     rng = jax.random.fold_in(jax.random.PRNGKey(0), step)
     params, opt_state, metrics = step_fn(params, opt_state, batch, rng)
     losses.append(float(metrics["loss"]))
@@ -177,40 +260,104 @@ def _reference_two_shard_run(vocabulary, steps):
   return losses, flat
 
 
-@pytest.mark.slow
-def test_two_processes_train_together(session_vocab, tmp_path):
-  # The reference also prepares the TFDS data before the processes read it.
-  ref_losses, ref_params = _reference_two_shard_run(session_vocab,
-                                                    script.STEPS)
+def _launch(tmp_path, vocabulary, name, process_count, devices, phases):
+  """Starts `process_count` processes of `devices` host devices each.
+
+  Returns [(process, its log file)].
+  """
   port = _free_port()
-  procs = [_run(["process", "--process_index", i, "--process_count", 2,
-                 "--coordinator", f"127.0.0.1:{port}",
-                 "--model_dir", tmp_path / "run", "--vocabulary", session_vocab,
-                 "--output", tmp_path / f"process{i}.json"])
-           for i in range(2)]
+  env = dict(os.environ,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  launched = []
+  for i in range(process_count):
+    log = tmp_path / f"{name}{i}.log"
+    with open(log, "w") as out:
+      launched.append((subprocess.Popen(
+          [sys.executable, str(SCRIPT), "process", "--process_index", str(i),
+           "--process_count", str(process_count), "--coordinator",
+           f"127.0.0.1:{port}", "--model_dir", str(tmp_path / name),
+           "--vocabulary", str(vocabulary), "--output",
+           str(tmp_path / f"{name}{i}.json"), "--phases", phases],
+          env=env, stdout=out, stderr=subprocess.STDOUT), log))
+  return launched
+
+
+def _finish(launched, timeout=1200):
+  """Waits for the processes; returns (exit codes, logs)."""
   try:
-    for proc in procs:
-      _wait(proc)
+    for proc, _ in launched:
+      proc.wait(timeout=timeout)
   finally:
-    for proc in procs:
+    for proc, _ in launched:
       if proc.poll() is None:
         proc.kill()
-  results = [json.loads((tmp_path / f"process{i}.json").read_text())
-             for i in range(2)]
-  assert [r["process_index"] for r in results] == [0, 1]
-  assert all(r["process_count"] == 2 and r["device_count"] == 2
-             for r in results)
-  # Trained to step 3, then resumed from the orbax checkpoint written by both.
-  assert results[0]["start_steps"] == [0, 3]
-  assert results[0]["checkpoint_steps"][-1] == script.STEPS
-  # The processes agree exactly (replicated parameters after all-reduces)...
-  assert results[0]["losses"] == results[1]["losses"]
-  assert results[0]["params_sha256"] == results[1]["params_sha256"]
-  # ... and with one process stepping on both hosts' batches.
-  losses = [loss for _, loss in results[0]["losses"]]
-  np.testing.assert_allclose(losses, ref_losses, rtol=LOSS_RTOL)
-  with np.load(results[0]["params_npz"]) as got:
-    _assert_close_params(dict(got), ref_params)
+  return ([proc.returncode for proc, _ in launched],
+          [log.read_text() for _, log in launched])
+
+
+@pytest.mark.slow
+def test_processes_train_together(session_vocab, tmp_path):
+  """Model groups inside a process, one across processes, several replicas
+  each across processes: every layout trains as one process does.
+
+  Layouts (batch 8, 4 steps): 2 processes x 2 devices with num_partitions=4
+  (one replica over both: the whole data in each) and 2 (a replica per
+  process, 2 shards); 4 processes x 2 devices with num_partitions=4 (2
+  replicas of 2 processes each). Then the last of the 2 processes fails,
+  and on the 4 one gets SIGTERM: the others stop too.
+  """
+  # The references also prepare the TFDS data before the processes read it.
+  one_losses, one_params = _reference_run(session_vocab, script.STEPS, 1)
+  two_losses, two_params = _reference_run(session_vocab, script.STEPS, 2)
+  two = _launch(tmp_path, session_vocab, "two", 2, 2, "resume:4,train:2,fail:4")
+  four = _launch(tmp_path, session_vocab, "four", 4, 2, "train:4,sigterm:4")
+  codes, logs = {}, {}
+  codes["two"], logs["two"] = _finish(two)
+  codes["four"], logs["four"] = _finish(four)
+  # The failure: process 1 reports it, process 0 stops with it in its log.
+  assert codes["two"] == [distributed.EXIT_FAILED] * 2, logs["two"]
+  assert re.search(r"process 0: stopping because process 1 failed: "
+                   r"RuntimeError: injected failure reading batch \d+",
+                   logs["two"][0]), logs["two"][0][-3000:]
+  assert codes["four"] == [0] * 4, [log[-3000:] for log in logs["four"]]
+  two = [json.loads((tmp_path / f"two{i}.json").read_text())
+         for i in range(2)]
+  four = [json.loads((tmp_path / f"four{i}.json").read_text())
+          for i in range(4)]
+  assert [r["device_count"] for r in two + four] == [4] * 2 + [8] * 4
+
+  def check(results, phase, groups, ref_losses, ref_params):
+    runs = [r[phase] for r in results]
+    # The processes agree exactly (replicated results after all-reduces)...
+    assert all(r["losses"] == runs[0]["losses"] for r in runs), phase
+    assert len({r["params_sha256"] for r in runs}) == 1, phase
+    # ... the processes of a replica read the same batches, other replicas
+    # other ones ...
+    for group in groups:
+      assert all(runs[p]["batches"] == runs[group[0]]["batches"]
+                 for p in group), (phase, group)
+    firsts = [runs[g[0]]["batches"][0] for g in groups]
+    assert len(set(firsts)) == len(groups), phase
+    # ... and with one process stepping on all shards' batches.
+    np.testing.assert_allclose(runs[0]["losses"], ref_losses,
+                               rtol=LOSS_RTOL, err_msg=phase)
+    with np.load(runs[0]["params_npz"]) as got:
+      _assert_close_params(dict(got), ref_params)
+    return runs[0]
+
+  resumed = check(two, "resume:4", [(0, 1)], one_losses, one_params)
+  # Trained to step 3, then resumed from the checkpoint written by both.
+  assert resumed["start_steps"] == [0, 3]
+  assert resumed["checkpoint_steps"][-1] == script.STEPS
+  check(two, "train:2", [(0,), (1,)], two_losses, two_params)
+  check(four, "train:4", [(0, 1), (2, 3)], two_losses, two_params)
+  # SIGTERM to process 1 after step 2: every process saves one step and
+  # stops there, long before step 1000.
+  stopped = [r["sigterm:4"] for r in four]
+  assert all(r["preempted"] == [True] for r in stopped)
+  final = {r["final_steps"][0] for r in stopped}
+  assert len(final) == 1 and 2 <= final.pop() < 1000
+  assert stopped[0]["checkpoint_steps"] == stopped[0]["final_steps"]
 
 
 def test_distributed_flags_are_checked():
@@ -230,7 +377,34 @@ def test_distributed_flags_are_checked():
     distributed.initialize(None, 4, 0)
   with pytest.raises(errors.ConfigError, match="HOST:PORT"):
     distributed.initialize("10.0.0.2", 2, 0)
-  # One host, no flags: nothing to initialize.
+  settings, _ = entrypoint.parse_distributed_flags(
+      ["--heartbeat_timeout_seconds=20"])
+  assert settings == {"heartbeat_timeout_seconds": 20}
+  # One host, no flags: nothing to initialize, one data shard.
   assert distributed.initialize() is False
-  assert distributed.shard_info() is None
-  assert distributed.host_batch_size(8) == 8
+  layout = partitioning.data_layout(partitioning.make_mesh(1).devices, 8)
+  assert layout.shard_info() is None and layout.host_batch_size == 8
+
+
+def test_sigterm_stops_after_the_step():
+  """Alone, a process stops after the step it runs; the handler goes after."""
+  with distributed.PreemptionHandler(grace_seconds=600) as preemption:
+    assert not preemption.should_stop(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert preemption.signalled.wait(60)
+    assert preemption.should_stop(2)
+  assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_sigterm_ends_a_stuck_process():
+  """A process that cannot begin its checkpoint exits after the grace."""
+  code = ("import os, signal, time\n"
+          "from t5x_runs import distributed\n"
+          "with distributed.PreemptionHandler(grace_seconds=1):\n"
+          "  os.kill(os.getpid(), signal.SIGTERM)\n"
+          "  time.sleep(300)  # stuck\n")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, timeout=240, check=False,
+                        env=dict(os.environ, PYTHONPATH=str(SCRIPT.parents[1])))
+  assert proc.returncode == distributed.EXIT_PREEMPTED, proc.stderr[-3000:]
+  assert "SIGTERM: no checkpoint begun within 1 s" in proc.stderr
