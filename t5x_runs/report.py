@@ -408,6 +408,12 @@ def format_markdown(report: Report, title: str = "",
                  ", ".join(langs), str(len({r.task for r in run.rows}))])
   parts += [_markdown_table(["run", "folder", "checkpoint", "split",
                              "template languages", "tasks"], body), ""]
+  for run in report.runs:
+    left_out = sorted({d for r in run.rows for d in r.left_out_datasets})
+    if left_out:
+      parts += [f"{run.name}: datasets absent and left out of the evaluated "
+                "mixture (ALLOW_ABSENT_DATASETS): " + ", ".join(left_out)
+                + ".", ""]
 
   baseline = [c.name for c in report.columns if c.is_baseline]
   parts += [f"## Held-out {_metric_label(report)}: median over templates", "",

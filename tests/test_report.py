@@ -109,6 +109,19 @@ def test_runs_with_both_template_languages_gain_against_the_same_language():
       100 * 5 / 45)
 
 
+def test_header_names_the_datasets_left_out_of_a_run():
+  left_out = ("document_qa", "nia_qa")
+  partial = [dataclasses.replace(r, left_out_datasets=left_out)
+             for r in _rows(5)]
+  built = report.build_report([_run("full", _rows(0)),
+                               _run("partial", partial)])
+  text = report.format_markdown(built)
+  header = text[:text.index("## Held-out")]
+  assert ("partial: datasets absent and left out of the evaluated mixture "
+          "(ALLOW_ABSENT_DATASETS): document_qa, nia_qa.") in header
+  assert "full: datasets absent" not in header
+
+
 def test_generation_datasets_are_reported_by_rouge_l():
   def run(offset):
     return _rows(offset, with_hellaswag=False) + [
