@@ -588,7 +588,7 @@ def test_t5x_files_mirror_our_production_files(cell, size, our_settings):
 def test_eval_files_select_validation_under_both_eval_gins(eval_gin):
   files = {**T5X_FILES, "t5x/configs/runs/eval.gin": eval_gin}
   assert check_t5x_gin_files(REPO_ROOT, files) == []
-  for cell in CELLS:
+  for cell in sorted(set(CELLS) - set(EVAL_CELL)):
     for size in SIZES:
       r = resolve(REPO_ROOT, f"{T5X_GIN_DIR}/eval_{cell}_{size}.gin",
                   t5x_files=files)
