@@ -70,3 +70,19 @@ def sentineg_run(session_vocab, tmp_path_factory):
       vocabulary=str(session_vocab), checkpoint_period=100, log_period=20,
       progress=False)
   return model_dir, result
+
+
+@pytest.fixture(scope="session")
+def release_excerpt_names(raw_data_dir):
+  """``names(sample)``: the ``dataset_name`` values of the official KORANI
+  release excerpt's ``<sample>/dev.csv`` ('sample_ko', 'sample_en'); skips
+  the test where the excerpt is absent."""
+  import csv  # pylint: disable=import-outside-toplevel
+
+  def names(sample: str) -> set[str]:
+    path = raw_data_dir.parent / "korani_release_excerpt" / sample / "dev.csv"
+    if not path.is_file():
+      pytest.skip(f"{path} not found")
+    with open(path, newline="", encoding="utf-8") as f:
+      return {row["dataset_name"] for row in csv.DictReader(f)}
+  return names

@@ -94,13 +94,8 @@ def test_keys_are_the_official_dataset_names():
       "nikl_coref"}
 
 
-def test_excerpt_dataset_names_are_catalog_keys(raw_data_dir):
-  import csv  # pylint: disable=import-outside-toplevel
-  path = raw_data_dir.parent / "korani_release_excerpt" / "sample_ko" / "dev.csv"
-  if not path.is_file():
-    pytest.skip(f"{path} not found")
-  with open(path, newline="", encoding="utf-8") as f:
-    names = {row["dataset_name"] for row in csv.DictReader(f)}
+def test_excerpt_dataset_names_are_catalog_keys(release_excerpt_names):
+  names = release_excerpt_names("sample_ko")
   assert names and names <= set(catalog.load())
 
 

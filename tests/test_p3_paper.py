@@ -8,7 +8,6 @@ them). Checked against t-zero's t0/datasets.csv (bigscience-workshop/t-zero at
 SGLUE), and against the templates of the installed promptsource 0.2.3.
 """
 
-import csv
 import json
 
 import pytest
@@ -66,13 +65,8 @@ def test_catalog_names_are_the_official_english_list():
   assert set(from_t0) | set(ADDED) == set(OFFICIAL_EN)
 
 
-def test_release_sample_names_are_catalogued(raw_data_dir):
-  path = (raw_data_dir.parent / "korani_release_excerpt" / "sample_en"
-          / "dev.csv")
-  if not path.is_file():
-    pytest.skip(f"{path} not found")
-  with open(path, newline="", encoding="utf-8") as f:
-    names = {row["dataset_name"] for row in csv.DictReader(f)}
+def test_release_sample_names_are_catalogued(release_excerpt_names):
+  names = release_excerpt_names("sample_en")
   assert names and names <= set(catalog.by_korani_name())
 
 
