@@ -242,6 +242,9 @@ class CheckpointStore:
                                            UNUSABLE_DIR)
     self.async_save = async_save and not read_only
     self.verify_hashes = verify_hashes
+    # The run's data layout ({"batch_size", "data_shards": shard per process});
+    # set by the trainer, saved in its metadata, compared on resume.
+    self.data_layout: dict[str, Any] | None = None
     self.retry = retry
     self._saving_step: int | None = None
     self._manager = ocp.CheckpointManager(
@@ -357,14 +360,24 @@ class CheckpointStore:
   def has_data_iterator(self, step: int, metadata: dict[str, Any]) -> bool:
     """Whether `step` holds this process's data iterator of this run's layout.
 
-    A checkpoint written by a different number of processes holds iterators
-    of other data shards, which cannot continue this process's shard.
+    A checkpoint written by a different number of processes, or with another
+    data layout (NUM_PARTITIONS or BATCH_SIZE changed: each process reads
+    another shard, or other rows per step), holds iterators that cannot
+    continue this process's data.
     """
     if metadata.get("process_count", 1) != jax.process_count():
       logging.warning(
           "Checkpoint %d was written by %s processes, this run has %d: its "
           "data iterators do not fit this run's data shards",
           step, metadata.get("process_count", 1), jax.process_count())
+      return False
+    saved_layout = metadata.get("data_layout")
+    if (self.data_layout is not None and saved_layout is not None
+        and saved_layout != self.data_layout):
+      logging.warning(
+          "Checkpoint %d was written with data layout %s, this run has %s: "
+          "its data iterators read other shards or batch sizes", step,
+          saved_layout, self.data_layout)
       return False
     prefix = _data_prefix(epath.Path(self.step_dir(step)) / DATA,
                           jax.process_index())

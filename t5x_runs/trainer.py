@@ -454,6 +454,11 @@ def train(*,
   result_losses, start_step = [], 0
   try:
     with mesh, nn.logical_axis_rules(rules):
+      store.data_layout = {
+          "batch_size": batch_size,
+          "data_shards": [
+              partitioning.data_layout(mesh.devices, batch_size, p).shard_id
+              for p in range(jax.process_count())]}
       resumed = store.restore_latest(checkpoints.abstract_like(params),
                                      checkpoints.abstract_like(opt_state),
                                      data_iterator=data.tf_iterator)
@@ -479,6 +484,7 @@ def train(*,
           "seed": seed, "vocabulary": os.path.join(model_dir, VOCAB_FILE),
           "init_checkpoint": init_checkpoint,
           "process_count": jax.process_count(),
+          "data_layout": store.data_layout,
           "inputs_eos": inputs_eos, "left_out_datasets": list(left_out),
       }
       if distributed.is_primary():

@@ -789,8 +789,9 @@ _CHOICE = text("\r|", nonblank=True, fragments=2)
 def _release_rows(draw):
   choices = draw(st.lists(_CHOICE, max_size=4))
   separator = draw(st.sampled_from(["|||", " ||| "]))
-  output = draw(st.one_of(st.sampled_from(choices), CSV_TEXT)
-                if choices else CSV_TEXT)
+  # An empty output is a bad row (bad_rows), never a valid one.
+  output = draw(st.one_of(st.sampled_from(choices), CSV_NONBLANK)
+                if choices else CSV_NONBLANK)
   return {"input": draw(CSV_NONBLANK), "output": output,
           "choices": separator.join(choices) if choices else draw(
               st.sampled_from(["", " "])),
@@ -814,6 +815,7 @@ spec(name="release_csv", kind="csv", file_name="dev_template0.csv",
      key=lambda path, line, record: f"{path.name}:{line}",
      bad_rows=st.one_of(
          _with_bad(_release_rows(), "input", ["", " ", "\n"]),
+         _with_bad(_release_rows(), "output", ["", " "]),
          _with_bad(_release_rows(), "choices", ["a|||", "|||b", "a||| |||b"])))
 
 # P3 readers (korani_tasks/p3/readers.py).

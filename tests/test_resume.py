@@ -464,3 +464,20 @@ def test_evaluating_a_damaged_checkpoint_names_the_file(run_copy):
   _, step = evaluator.restore_params(str(run_copy), config, mesh,
                                      STEPS - CHECKPOINT_PERIOD)
   assert step == STEPS - CHECKPOINT_PERIOD
+
+
+@pytest.mark.slow
+def test_a_data_iterator_of_another_layout_is_not_restored(straight_run):
+  """A checkpoint's data iterators continue only the layout that wrote them:
+  with another batch size (or NUM_PARTITIONS, which moves the processes'
+  shards) the run skips the batches read instead."""
+  store = checkpoints.CheckpointStore(straight_run[0], read_only=True)
+  try:
+    metadata = store.metadata(STEPS)
+    assert metadata["data_layout"] == {"batch_size": 8, "data_shards": [0]}
+    store.data_layout = {"batch_size": 8, "data_shards": [0]}
+    assert store.has_data_iterator(STEPS, metadata)
+    store.data_layout = {"batch_size": 16, "data_shards": [0]}
+    assert not store.has_data_iterator(STEPS, metadata)
+  finally:
+    store.close()
