@@ -68,7 +68,7 @@ def _sliced(name: str) -> str:
     task = seqio.get_mixture_or_task(name)
     source = sources.KoraniTfdsSource(
         task.source._name,  # pylint: disable=protected-access
-        {"validation": f"{split}[:{EVAL_EXAMPLES}]"})
+        {"validation": f"{split}[:{EVAL_EXAMPLES}]"}, example_index=True)
     tasks.register_task(dataclasses.replace(p3.info, name=sliced), source,
                         render=task.preprocessors[0])
   return sliced

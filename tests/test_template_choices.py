@@ -199,8 +199,14 @@ def _check_synthetic(key, template, failures) -> int:
   checked = 0
   for index in range(korean.answer_choices.count(prompt.CHOICE_SEPARATOR) + 1):
     record = synthetic_record(sources, index)
-    status = p3_preprocessors.render_p3(english, record,
-                                        p3_preprocessors.SCORE_EVAL)[-1]
+    try:
+      status = p3_preprocessors.render_p3(english, record,
+                                          p3_preprocessors.SCORE_EVAL)[-1]
+    except ValueError:
+      # The template looks the answer up among the record's own fields
+      # (cos_e: ``choices.index(answer)``), which a synthetic record cannot
+      # satisfy: its target stays unchecked (listed by the caller).
+      continue
     if status != p3_preprocessors.KEPT:
       continue
     inputs, target, choices, _, _ = p3_preprocessors.render_p3(korean, record)
