@@ -1,8 +1,8 @@
 """Benchmark: length-sorted, bucketed scoring against padding to the longest.
 
 seqio.Evaluator pads every example of an evaluation to the longest one; the
-evaluator's ChoiceScorer sorts a task's examples by length and cuts each batch
-to a bucketed length. Both give the same scores (tests/test_evaluator.py);
+`scoring.ChoiceScorer` sorts a task's examples by length and cuts each batch
+to a bucketed length. Both give the same scores (tests/test_scoring.py);
 this measures the speed, in choices per second, on the real held-out KoBEST
 score-eval tasks with a tiny mT5 (random weights: speed does not depend on
 them), in one run on the same machine.
@@ -26,9 +26,9 @@ import tensorflow_datasets as tfds
 import mixtures  # pylint: disable=unused-import
 from korani_tasks import text
 from korani_tasks import vocab
-from t5x_runs import evaluator
 from t5x_runs import losses
 from t5x_runs import partitioning
+from t5x_runs import scoring
 from t5x_runs import trainer
 from t5x_runs.models import MT5, mt5_config
 
@@ -73,8 +73,8 @@ def main():
     return losses.sequence_log_likelihood(
         logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
   plain = jax.jit(score)
-  scorer = evaluator.ChoiceScorer(model, params, mesh, args.batch_size,
-                                  max_input_length=4096, max_target_length=512)
+  scorer = scoring.ChoiceScorer(model, params, mesh, args.batch_size,
+                                max_input_length=4096, max_target_length=512)
 
   totals = {"padded to longest": 0.0, "sorted + bucketed": 0.0}
   num_choices = 0

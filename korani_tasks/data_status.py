@@ -25,7 +25,7 @@ import os
 import pathlib
 
 from korani_tasks import catalog
-from korani_tasks import download
+from korani_tasks import checksums
 from korani_tasks import errors
 from korani_tasks import paths
 
@@ -97,7 +97,7 @@ def verify(names: Iterable[str] | None,
       if not path.is_file():
         statuses.append(FileStatus(status=MISSING, **expected))
         continue
-      sha, size = download.file_sha256(path), path.stat().st_size
+      sha, size = checksums.file_sha256(path), path.stat().st_size
       if ((source.sha256 is not None and sha != source.sha256)
           or (source.size is not None and size != source.size)):
         status = MISMATCH

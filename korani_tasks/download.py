@@ -55,7 +55,6 @@ Hence this small implementation on urllib.
 from collections.abc import Callable, Iterable, Sequence
 import contextlib
 import dataclasses
-import hashlib
 import http.client
 import logging
 import os
@@ -67,6 +66,7 @@ import urllib.parse
 import urllib.request
 
 from korani_tasks import catalog
+from korani_tasks import checksums
 from korani_tasks import errors
 from korani_tasks import paths
 
@@ -144,15 +144,6 @@ class FileResult:
              f"UNVERIFIED (no sha256 in the catalog): sha256: {self.sha256}  "
              f"size: {self.size}")
     return f"{self.status:<10}  {self.dataset}  {self.path}  {check}"
-
-
-def file_sha256(path: os.PathLike | str) -> str:
-  """The sha256 hex digest of a file."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def public_datasets() -> list[str]:
@@ -326,7 +317,7 @@ def download_file(dataset: str, source: catalog.SourceFile,
   dest = pathlib.Path(data_dir, source.path)
   verified = source.sha256 is not None
   if dest.is_file() and not force:
-    sha, size = file_sha256(dest), dest.stat().st_size
+    sha, size = checksums.file_sha256(dest), dest.stat().st_size
     if _mismatch(source, sha, size):
       raise _checksum_error(
           dataset, source, url, sha, size, f"the file already at {dest}",
@@ -345,7 +336,7 @@ def download_file(dataset: str, source: catalog.SourceFile,
       offset = 0
     if not (offset and offset == source.size):  # Else complete: just check.
       _transfer(url, part, source.path, progress)
-    sha, size = file_sha256(part), part.stat().st_size
+    sha, size = checksums.file_sha256(part), part.stat().st_size
     if not _mismatch(source, sha, size):
       break
     part.unlink()

@@ -47,7 +47,7 @@ import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from korani_tasks import download
+from korani_tasks import checksums
 from korani_tasks import errors
 from korani_tasks import paths
 # Importing the builders registers them with TFDS (see tfds.builder_cls).
@@ -129,7 +129,7 @@ def _is_current(builder: tfds.core.DatasetBuilder,
     return False
   changed = [name for name, stat in stats.items()
              if list(recorded_stats.get(name, [])) != list(stat)]
-  return all(download.file_sha256(pathlib.Path(manual_dir, name))
+  return all(checksums.file_sha256(pathlib.Path(manual_dir, name))
              == recorded_sha[name] for name in changed)
 
 

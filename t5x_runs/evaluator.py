@@ -45,13 +45,6 @@ from t5x_runs import scoring
 from t5x_runs import trainer
 from t5x_runs.models import MT5, MT5Config
 
-# The scorers live in t5x_runs/scoring.py; these names stay importable here.
-bucket_length = scoring.bucket_length
-ChoiceScorer = scoring.ChoiceScorer
-SharedEncoderScorer = scoring.SharedEncoderScorer
-_global_batch = scoring.global_batch
-
-
 def prepare_model_config(model_dir: str, model_config: MT5Config | None = None,
                          vocabulary: str | None = None) -> MT5Config:
   """Makes a run's vocabulary the tasks' and returns its resolved config.

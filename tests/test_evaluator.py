@@ -2,18 +2,13 @@
 
 import json
 
-import jax.numpy as jnp
-import numpy as np
 import pytest
 import seqio
 
 from conftest import SENTINEG
 from korani_tasks import tasks as korani_tasks_lib
 from t5x_runs import evaluator
-from t5x_runs import losses
 from t5x_runs import results
-from t5x_runs import trainer
-from t5x_runs.models import MT5
 
 DOCUMENTED_FIELDS = {"task", "dataset", "template", "template_lang",
                      "data_lang", "metric", "value", "num_examples"}
@@ -45,40 +40,6 @@ def test_evaluate_writes_both_result_files(sentineg_run, tmp_path):
   assert "| kobest_sentineg | sentiment | review_sentiment | 400 |" in table
   assert "## Per cluster: average of dataset medians" in table
   assert not list(tmp_path.glob("*.tmp"))
-
-
-@pytest.mark.slow
-def test_sorted_bucketed_scores_equal_plain_scores(sentineg_run):
-  """The scorer's length sorting and cutting changes nothing but speed."""
-  model_dir, _ = sentineg_run
-  config = trainer.load_model_config(str(model_dir))
-  mesh = evaluator.partitioning.make_mesh(1)
-  params, _ = evaluator.restore_params(str(model_dir), config, mesh)
-  ev = seqio.Evaluator(
-      "korani_kobest_copa_ko_c1_or_c2_score_eval",
-      feature_converter=seqio.EncDecFeatureConverter(pack=False),
-      eval_split="validation")
-  model_ds = next(iter(ev.cached_model_datasets.values())).take(100)
-  scorer = evaluator.ChoiceScorer(MT5(config), params, mesh, batch_size=16,
-                                  max_input_length=1024, max_target_length=256)
-  got = dict(scorer(model_ds))
-  model = MT5(config)
-  for index, ex in model_ds.batch(100).as_numpy_iterator():
-    logits = model.apply({"params": params}, ex["encoder_input_tokens"],
-                         ex["decoder_input_tokens"], ex["decoder_target_tokens"])
-    want = losses.sequence_log_likelihood(
-        logits, jnp.asarray(ex["decoder_target_tokens"]),
-        jnp.asarray(ex["decoder_loss_weights"]))
-  np.testing.assert_allclose([got[i] for i in index.tolist()], np.asarray(want),
-                             rtol=1e-5, atol=1e-4)
-  assert scorer.num_truncated == 0
-
-
-def test_bucket_lengths():
-  assert [evaluator.bucket_length(n, 1024) for n in (1, 9, 13, 17, 33, 200, 900, 5000)] == [
-      8, 12, 16, 24, 48, 256, 1024, 1024]
-  assert [evaluator.bucket_length(n, 64, fine=False) for n in (1, 9, 17, 40, 99)] == [
-      8, 16, 32, 64, 64]
 
 
 def _row(dataset, cluster, template, lang, value, metric="accuracy"):

@@ -27,6 +27,7 @@ import seqio
 import tensorflow as tf
 
 from t5x_runs import evaluator
+from t5x_runs import losses
 from t5x_runs import partitioning
 from t5x_runs import scoring
 from t5x_runs import trainer
@@ -174,6 +175,40 @@ def test_a_choice_longer_than_max_target_length_is_a_config_error(tiny):
 
 # Run in a subprocess with 4 host devices: (4 data x 1 model) and (2 data x
 # 2 model) meshes; decoding is compared with one device's too.
+@pytest.mark.slow
+def test_sorted_bucketed_scores_equal_plain_scores(sentineg_run):
+  """The scorer's length sorting and cutting changes nothing but speed."""
+  model_dir, _ = sentineg_run
+  config = trainer.load_model_config(str(model_dir))
+  mesh = partitioning.make_mesh(1)
+  params, _ = evaluator.restore_params(str(model_dir), config, mesh)
+  ev = seqio.Evaluator(
+      "korani_kobest_copa_ko_c1_or_c2_score_eval",
+      feature_converter=seqio.EncDecFeatureConverter(pack=False),
+      eval_split="validation")
+  model_ds = next(iter(ev.cached_model_datasets.values())).take(100)
+  scorer = scoring.ChoiceScorer(MT5(config), params, mesh, batch_size=16,
+                                max_input_length=1024, max_target_length=256)
+  got = dict(scorer(model_ds))
+  model = MT5(config)
+  for index, ex in model_ds.batch(100).as_numpy_iterator():
+    logits = model.apply({"params": params}, ex["encoder_input_tokens"],
+                         ex["decoder_input_tokens"], ex["decoder_target_tokens"])
+    want = losses.sequence_log_likelihood(
+        logits, jnp.asarray(ex["decoder_target_tokens"]),
+        jnp.asarray(ex["decoder_loss_weights"]))
+  np.testing.assert_allclose([got[i] for i in index.tolist()], np.asarray(want),
+                             rtol=1e-5, atol=1e-4)
+  assert scorer.num_truncated == 0
+
+
+def test_bucket_lengths():
+  assert [scoring.bucket_length(n, 1024) for n in (1, 9, 13, 17, 33, 200, 900, 5000)] == [
+      8, 12, 16, 24, 48, 256, 1024, 1024]
+  assert [scoring.bucket_length(n, 64, fine=False) for n in (1, 9, 17, 40, 99)] == [
+      8, 16, 32, 64, 64]
+
+
 _MULTIDEVICE = """
 import flax.linen as nn, jax, jax.numpy as jnp, numpy as np
 from t5x_runs import decoding, partitioning, scoring

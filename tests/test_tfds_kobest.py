@@ -13,7 +13,7 @@ import pytest
 import seqio
 import tensorflow_datasets as tfds
 
-from korani_tasks import download
+from korani_tasks import checksums
 from korani_tasks import sources
 from korani_tasks.errors import MissingDataError
 from korani_tasks.readers import kobest
@@ -186,8 +186,8 @@ def test_prepared_copy_is_not_hashed_again_and_stands_alone(
     kobest_dir, monkeypatch, tmp_path, caplog):
   raw, new_source = _prepared_sentineg_copy(kobest_dir, monkeypatch, tmp_path)
   hashed = []
-  real_sha256 = download.file_sha256
-  monkeypatch.setattr(download, "file_sha256",
+  real_sha256 = checksums.file_sha256
+  monkeypatch.setattr(checksums, "file_sha256",
                       lambda path: hashed.append(path) or real_sha256(path))
   # Unchanged files: sizes and mtimes only.
   assert new_source().num_input_examples("validation") == 400

@@ -34,7 +34,7 @@ import pathlib
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from korani_tasks import download
+from korani_tasks import checksums
 from korani_tasks import errors
 from korani_tasks import paths
 from korani_tasks.p3 import base
@@ -169,7 +169,7 @@ class P3Records(tfds.core.GeneratorBasedBuilder):
     manual_dir = pathlib.Path(manual_dir)
     files = dict.fromkeys(
         p for ps in self.source_files(manual_dir).values() for p in ps)
-    digest = digest or download.file_sha256
+    digest = digest or checksums.file_sha256
     return {_relative(p, manual_dir): digest(p) for p in files}
 
   def prepared_source_checksums(self) -> dict[str, str]:

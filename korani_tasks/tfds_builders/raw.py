@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import tensorflow_datasets as tfds
 
-from korani_tasks import download
+from korani_tasks import checksums
 from korani_tasks import errors
 from korani_tasks import paths
 from korani_tasks import readers
@@ -107,7 +107,7 @@ class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """
     files = dict.fromkeys(
         p for ps in cls.source_files(manual_dir).values() for p in ps)
-    digest = digest or download.file_sha256
+    digest = digest or checksums.file_sha256
     return {p.relative_to(manual_dir).as_posix(): digest(p) for p in files}
 
   def prepared_source_checksums(self) -> dict[str, str]:

@@ -36,7 +36,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from korani_tasks import catalog
-from korani_tasks import download
+from korani_tasks import checksums
 from korani_tasks import errors
 from korani_tasks import paths
 from korani_tasks.readers import release_csv
@@ -164,7 +164,7 @@ class KoraniRelease(tfds.core.GeneratorBasedBuilder):
     Example: ``{"intent/stylekqc/train.csv": "3f2a...", ...}``. `digest`
     replaces sha256 (`raw.file_stat`: sizes and mtimes).
     """
-    digest = digest or download.file_sha256
+    digest = digest or checksums.file_sha256
     return {p.relative_to(manual_dir).as_posix(): digest(p)
             for files in self.source_files(manual_dir).values()
             for p in files}
