@@ -3,11 +3,26 @@
 Tests that need the real source files find them through ``KORANI_DATA_DIR``
 (``make test`` points it at ``../shared/data/raw``); where the folder is
 absent those tests are skipped, never failed.
+
+Property tests (hypothesis) run under the profile named by
+``KORANI_HYPOTHESIS_PROFILE``:
+
+* ``ci`` (the default): 100 examples per property, derandomized (the seed
+  is derived from each test's name and source, so every run draws the same
+  examples and a failure reproduces), no example database;
+* ``long``: 1000 examples per property from a random seed, printed with
+  any failure (``--hypothesis-seed=N`` replays a run). For hunting bugs::
+
+    KORANI_HYPOTHESIS_PROFILE=long pytest tests/test_fuzz_readers.py
+
+A test's own ``@hypothesis.settings`` may raise the number of examples,
+never lower it.
 """
 
 import os
 import pathlib
 
+import hypothesis
 import pytest
 
 SENTINEG = "korani_kobest_sentineg_ko_review_sentiment"
@@ -17,6 +32,23 @@ _DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "data" / "raw"
 # Keep TF and JAX quiet and on the CPU in tests.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+HYPOTHESIS_PROFILE_ENV = "KORANI_HYPOTHESIS_PROFILE"
+_HYPOTHESIS_COMMON = dict(
+    deadline=None, database=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow,
+                           hypothesis.HealthCheck.data_too_large,
+                           hypothesis.HealthCheck.filter_too_much])
+hypothesis.settings.register_profile(
+    "ci", max_examples=100, derandomize=True, **_HYPOTHESIS_COMMON)
+hypothesis.settings.register_profile(
+    "long", max_examples=1000, derandomize=False, print_blob=True,
+    **_HYPOTHESIS_COMMON)
+_profile = os.environ.get(HYPOTHESIS_PROFILE_ENV, "ci")
+if _profile not in ("ci", "long"):
+  raise pytest.UsageError(
+      f"{HYPOTHESIS_PROFILE_ENV}={_profile!r}: expected 'ci' or 'long'")
+hypothesis.settings.load_profile(_profile)
 
 
 @pytest.fixture(scope="session")

@@ -46,12 +46,6 @@ from korani_tasks.templates import prompt
 RAW = sorted(readers.RAW_DATASETS)
 LONG = 100_000  # Characters of a "very long" field.
 
-# Reproducible in CI: the same examples on every run, no example database.
-FUZZ = hypothesis.settings(
-    max_examples=20, deadline=None, derandomize=True, database=None,
-    suppress_health_check=[hypothesis.HealthCheck.too_slow,
-                           hypothesis.HealthCheck.data_too_large])
-
 # Markers that stand in for field values; the fuzzed text never has them.
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
 
@@ -227,7 +221,6 @@ def _templates(dataset):
 
 
 @pytest.mark.parametrize("dataset", RAW)
-@FUZZ
 @hypothesis.given(data=st.data())
 def test_korani_templates_render_fuzzed_text_literally(dataset, data):
   record, free = data.draw(records(dataset))
@@ -236,7 +229,6 @@ def test_korani_templates_render_fuzzed_text_literally(dataset, data):
 
 
 @pytest.mark.parametrize("dataset", RAW)
-@hypothesis.settings(FUZZ, max_examples=2)
 @hypothesis.given(data=st.data())
 def test_korani_templates_render_very_long_fields(dataset, data):
   record, free = data.draw(records(dataset, text=LONG_TEXT))
@@ -245,7 +237,6 @@ def test_korani_templates_render_very_long_fields(dataset, data):
 
 
 @pytest.mark.parametrize("dataset", RAW)
-@hypothesis.settings(FUZZ, max_examples=8)
 @hypothesis.given(data=st.data())
 def test_korani_templates_render_empty_fields(dataset, data):
   """Empty and blank text fields: a literal rendering, or the error that
@@ -267,7 +258,6 @@ def _fields_used(template) -> set[str]:
 
 
 @pytest.mark.parametrize("dataset", RAW)
-@hypothesis.settings(FUZZ, max_examples=10)
 @hypothesis.given(data=st.data())
 def test_a_missing_or_mistyped_field_is_an_error_naming_the_template(
     dataset, data):
@@ -392,7 +382,6 @@ def _without_separator(value):
 
 
 @pytest.mark.parametrize("dataset_key", sorted(_P3_FIELDS))
-@FUZZ
 @hypothesis.given(data=st.data())
 def test_p3_templates_render_fuzzed_records(dataset_key, data):
   record = data.draw(p3_records(dataset_key))
