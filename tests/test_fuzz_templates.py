@@ -99,6 +99,31 @@ _CLOSED_INTS = {
 UNSMILE_CATEGORIES = readers.hate_speech.UNSMILE_CATEGORIES
 
 
+@functools.cache
+def _field_kinds(dataset: str) -> tuple[tuple[str, str, object], ...]:
+  """``(field, kind, detail)`` of each feature of `dataset`, read from its
+  TFDS features once (no TF in the examples' loop)."""
+  kinds = []
+  for name, feature in readers.RAW_DATASETS[dataset].features.items():
+    if isinstance(feature, tfds.features.ClassLabel):
+      kinds.append((name, "class", feature.num_classes))
+    elif isinstance(feature, tfds.features.Sequence):
+      if name == "categories":
+        kinds.append((name, "categories", None))
+      elif feature.feature.dtype == tf.string:
+        kinds.append((name, "texts", None))
+      else:
+        kinds.append((name, "ints", None))
+    elif feature == tf.string:
+      closed = _CLOSED_STRINGS.get((dataset, name))
+      kinds.append((name, "closed", closed) if closed else (name, "text", None))
+    elif feature.is_floating:
+      kinds.append((name, "float", None))
+    else:
+      kinds.append((name, "int", _CLOSED_INTS.get(name)))
+  return tuple(kinds)
+
+
 @st.composite
 def records(draw, dataset: str, text=TEXT):
   """A record of `dataset` as its reader gives it, free text from `text`.
@@ -107,31 +132,28 @@ def records(draw, dataset: str, text=TEXT):
   ``(field, None)`` or ``(field, list index)``.
   """
   record, free = {}, []
-  for name, feature in readers.RAW_DATASETS[dataset].features.items():
-    if isinstance(feature, tfds.features.ClassLabel):
-      record[name] = draw(st.integers(0, feature.num_classes - 1))
-    elif isinstance(feature, tfds.features.Sequence):
-      if name == "categories":
-        record[name] = draw(st.lists(st.sampled_from(UNSMILE_CATEGORIES),
-                                     unique=True, max_size=3))
-      elif feature.feature.dtype == tf.string:
-        record[name] = draw(st.lists(text, min_size=1, max_size=3))
-        free += [(name, i) for i in range(len(record[name]))]
-      else:
-        record[name] = draw(st.lists(st.integers(0, 10**6), min_size=1,
-                                     max_size=3))
-    elif feature == tf.string:
-      closed = _CLOSED_STRINGS.get((dataset, name))
-      if closed:
-        record[name] = draw(st.sampled_from(closed))
-      else:
-        record[name] = draw(text)
-        free.append((name, None))
-    elif feature.is_floating:
+  for name, kind, detail in _field_kinds(dataset):
+    if kind == "class":
+      record[name] = draw(st.integers(0, detail - 1))
+    elif kind == "categories":
+      record[name] = draw(st.lists(st.sampled_from(UNSMILE_CATEGORIES),
+                                   unique=True, max_size=3))
+    elif kind == "texts":
+      record[name] = draw(st.lists(text, min_size=1, max_size=3))
+      free += [(name, i) for i in range(len(record[name]))]
+    elif kind == "ints":
+      record[name] = draw(st.lists(st.integers(0, 10**6), min_size=1,
+                                   max_size=3))
+    elif kind == "closed":
+      record[name] = draw(st.sampled_from(detail))
+    elif kind == "text":
+      record[name] = draw(text)
+      free.append((name, None))
+    elif kind == "float":
       record[name] = draw(st.floats(0.0, 5.0))
     else:
-      record[name] = draw(st.sampled_from(_CLOSED_INTS[name])
-                          if name in _CLOSED_INTS else st.integers(0, 10**6))
+      record[name] = draw(st.sampled_from(detail) if detail
+                          else st.integers(0, 10**6))
   if dataset == "unsmile":  # label 0 (clean) has no category (the reader).
     record["categories"] = record["categories"] if record["label"] else []
   return record, free
@@ -247,14 +269,15 @@ def test_korani_templates_render_empty_fields(dataset, data):
     check_render(template, record, free)
 
 
-def _fields_used(template) -> set[str]:
-  """The record fields a template's jinja refers to."""
+@functools.cache
+def _fields_used(template) -> frozenset[str]:
+  """The record fields a template's jinja refers to (parsed once)."""
   env = prompt._ENVIRONMENTS[template.dialect]  # pylint: disable=protected-access
   names = set()
   for source in (template.input, template.target, template.answer_choices):
     if source is not None:
       names |= jinja2.meta.find_undeclared_variables(env.parse(source))
-  return names - {"answer_choices"} - set(env.globals)
+  return frozenset(names - {"answer_choices"} - set(env.globals))
 
 
 @pytest.mark.parametrize("dataset", RAW)
