@@ -69,6 +69,7 @@ import urllib.request
 from korani_tasks import catalog
 from korani_tasks import errors
 from korani_tasks import paths
+from korani_tasks import storage
 
 _log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class FileResult:
 def file_sha256(path: os.PathLike | str) -> str:
   """The sha256 hex digest of a file."""
   digest = hashlib.sha256()
-  with open(path, "rb") as f:
+  with storage.open_binary(path) as f:
     for block in iter(lambda: f.read(1 << 20), b""):
       digest.update(block)
   return digest.hexdigest()

@@ -23,6 +23,7 @@ import os
 import pathlib
 
 from korani_tasks import errors
+from korani_tasks import storage
 
 DATA_DIR_ENV = "KORANI_DATA_DIR"
 CACHE_DIR_ENV = "KORANI_CACHE_DIR"
@@ -51,7 +52,7 @@ def data_dir(required: bool = True) -> pathlib.Path | None:
       return None
     raise errors.MissingDataError(
         f"{DATA_DIR_ENV} is not set.\n" + MISSING_DATA_HELP.format(env=DATA_DIR_ENV))
-  path = pathlib.Path(value).expanduser()
+  path = storage.path(value)
   if not path.is_dir():
     if not required:
       return None
@@ -85,7 +86,7 @@ def release_dir(required: bool = True) -> pathlib.Path | None:
   """
   value = os.environ.get(RELEASE_DIR_ENV)
   if value:
-    path = pathlib.Path(value).expanduser()
+    path = storage.path(value)
     where = f"{RELEASE_DIR_ENV}={value}"
   else:
     data = os.environ.get(DATA_DIR_ENV)
@@ -95,7 +96,7 @@ def release_dir(required: bool = True) -> pathlib.Path | None:
       raise errors.MissingDataError(
           f"neither {RELEASE_DIR_ENV} nor {DATA_DIR_ENV} is set.\n"
           + MISSING_RELEASE_HELP)
-    path = pathlib.Path(data).expanduser() / RELEASE_SUBDIR
+    path = storage.path(data, RELEASE_SUBDIR)
     where = f"{path} (from {DATA_DIR_ENV}; {RELEASE_DIR_ENV} is not set)"
   if not path.is_dir():
     if not required:
