@@ -14,12 +14,12 @@ lock, which a shared or cloud filesystem does not honour:
 * a local folder (one host, or NFS): an atomic create-if-absent marker file
   (``O_CREAT | O_EXCL``); the process that creates it prepares, the others
   wait until the dataset is ready or the marker is gone;
-* a URI (gs://: no atomic create-if-absent through gfile): a single writer,
-  process 0 (``$KORANI_PROCESS_INDEX`` where set, else
-  ``jax.process_index()`` where JAX is in use, else 0), prepares; the others wait until the
-  dataset is ready. Prepare shared cloud data from one process (e.g.
-  ``korani data prepare``) before starting many workers of another kind
-  (Beam's), which all count as process 0.
+* a URI (gs://: no atomic create-if-absent through gfile): a single
+  writer, process 0 (``$KORANI_PROCESS_INDEX`` where set, else
+  ``jax.process_index()`` where JAX is in use, else 0), prepares; the others
+  wait until the dataset is ready. Prepare shared cloud data from one
+  process before starting many workers of another kind (Beam's), which all
+  count as process 0.
 
 A marker older than the wait (its owner died) is named in the error, to be
 deleted by hand.
