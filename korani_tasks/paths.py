@@ -16,11 +16,14 @@ distribute, `korani_tasks.readers.release_csv`) is the folder
 
 Prepared TFDS datasets go where TFDS puts them (``TFDS_DATA_DIR``, default
 ``~/tensorflow_datasets``); other caches (trained SentencePiece models) go to
-``KORANI_CACHE_DIR`` (default ``~/.cache/korani``).
+``KORANI_CACHE_DIR`` (default ``~/.cache/korani``). The data folders may be
+gs:// ones (`korani_tasks.storage`).
 """
 
 import os
 import pathlib
+
+from etils import epath
 
 from korani_tasks import errors
 from korani_tasks import storage
@@ -39,7 +42,7 @@ MISSING_DATA_HELP = (
 )
 
 
-def data_dir(required: bool = True) -> pathlib.Path | None:
+def data_dir(required: bool = True) -> epath.Path | None:
   """Returns the raw data folder named by ``$KORANI_DATA_DIR``.
 
   Raises:
@@ -73,7 +76,7 @@ MISSING_RELEASE_HELP = (
 )
 
 
-def release_dir(required: bool = True) -> pathlib.Path | None:
+def release_dir(required: bool = True) -> epath.Path | None:
   """Returns the KORANI release folder.
 
   That is ``$KORANI_RELEASE_DIR`` where it is set, else
