@@ -472,12 +472,13 @@ def test_a_data_iterator_over_the_limit_is_saved_as_its_position(
   checkpoints.DataIteratorHandler().save(
       epath.Path(tmp_path), checkpoints.DataIteratorArgs(data.tf_iterator))
   written = sum(p.stat().st_size for p in tmp_path.iterdir())
-  # Equal but for the prefetched batches (0 to a few), filled in the
-  # background.
-  assert size == pytest.approx(written, rel=0.5) and size > 100_000
-  assert checkpoints.DataPositionSaver(size).iterator_to_save(
+  # Equal but for the prefetched batches, filled in the background.
+  assert size == pytest.approx(written, rel=0.1) and size > 100_000
+  # The prefetched batches vary a little between measurements: the limits
+  # are set well clear of the state's size.
+  assert checkpoints.DataPositionSaver(2 * size).iterator_to_save(
       data.tf_iterator) is data.tf_iterator
-  saver = checkpoints.DataPositionSaver(size - 1)
+  saver = checkpoints.DataPositionSaver(size // 2)
   assert saver.iterator_to_save(data.tf_iterator) is None
   saver.max_bytes = None
   assert saver.iterator_to_save(data.tf_iterator) is None  # For the run.
