@@ -33,7 +33,6 @@ from collections.abc import Iterator, Mapping, Sequence
 import json
 import logging
 import os
-import pathlib
 from typing import Any
 
 import tensorflow as tf
