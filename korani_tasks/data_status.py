@@ -22,12 +22,12 @@ import contextlib
 import dataclasses
 import logging
 import os
-import pathlib
 
 from korani_tasks import catalog
 from korani_tasks import checksums
 from korani_tasks import errors
 from korani_tasks import paths
+from korani_tasks import storage
 
 OK = "ok"
 MISSING = "missing"
@@ -86,18 +86,18 @@ def verify(names: Iterable[str] | None,
   infos = _datasets(names)
   if not names:
     infos = [i for i in infos
-             if any(pathlib.Path(data_dir, f.path).is_file() for f in i.files)]
+             if any(storage.path(data_dir, f.path).is_file() for f in i.files)]
   statuses = []
   for info in infos:
     for source in info.files:
-      path = pathlib.Path(data_dir, source.path)
+      path = storage.path(data_dir, source.path)
       expected = dict(dataset=info.key, path=source.path,
                       expected_sha256=source.sha256,
                       expected_size=source.size)
       if not path.is_file():
         statuses.append(FileStatus(status=MISSING, **expected))
         continue
-      sha, size = checksums.file_sha256(path), path.stat().st_size
+      sha, size = checksums.file_sha256(path), storage.file_stat(path)[0]
       if ((source.sha256 is not None and sha != source.sha256)
           or (source.size is not None and size != source.size)):
         status = MISMATCH
@@ -147,14 +147,14 @@ def _quiet(logger_name: str):
     logger.setLevel(level)
 
 
-def _raw_row(info: catalog.DatasetInfo, data_dir: pathlib.Path,
+def _raw_row(info: catalog.DatasetInfo, data_dir: os.PathLike,
              counts: bool) -> DatasetRow:
   from korani_tasks import readers  # pylint: disable=import-outside-toplevel
   row = dict(dataset=info.key, cluster=info.cluster, kind=info.kind,
              source=info.source, splits=info.splits)
   raw = readers.RAW_DATASETS.get(info.key)
   if raw is None:
-    present = sum(pathlib.Path(data_dir, f.path).is_file() for f in info.files)
+    present = sum(storage.path(data_dir, f.path).is_file() for f in info.files)
     return DatasetRow(**row, note=f"no reader yet ({present}/{len(info.files)} "
                       "files present)")
   present = raw.present_splits(data_dir)
@@ -222,7 +222,7 @@ def list_datasets(data_dir: os.PathLike | str | None,
       rows.append(DatasetRow(info.key, info.cluster, info.kind, info.source,
                              info.splits))
     else:
-      rows.append(_raw_row(info, pathlib.Path(data_dir), counts))
+      rows.append(_raw_row(info, storage.path(data_dir), counts))
   return rows
 
 

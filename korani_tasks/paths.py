@@ -16,13 +16,17 @@ distribute, `korani_tasks.readers.release_csv`) is the folder
 
 Prepared TFDS datasets go where TFDS puts them (``TFDS_DATA_DIR``, default
 ``~/tensorflow_datasets``); other caches (trained SentencePiece models) go to
-``KORANI_CACHE_DIR`` (default ``~/.cache/korani``).
+``KORANI_CACHE_DIR`` (default ``~/.cache/korani``). The data folders may be
+gs:// ones (`korani_tasks.storage`).
 """
 
 import os
 import pathlib
 
+from etils import epath
+
 from korani_tasks import errors
+from korani_tasks import storage
 
 DATA_DIR_ENV = "KORANI_DATA_DIR"
 CACHE_DIR_ENV = "KORANI_CACHE_DIR"
@@ -38,7 +42,7 @@ MISSING_DATA_HELP = (
 )
 
 
-def data_dir(required: bool = True) -> pathlib.Path | None:
+def data_dir(required: bool = True) -> epath.Path | None:
   """Returns the raw data folder named by ``$KORANI_DATA_DIR``.
 
   Raises:
@@ -51,7 +55,7 @@ def data_dir(required: bool = True) -> pathlib.Path | None:
       return None
     raise errors.MissingDataError(
         f"{DATA_DIR_ENV} is not set.\n" + MISSING_DATA_HELP.format(env=DATA_DIR_ENV))
-  path = pathlib.Path(value).expanduser()
+  path = storage.path(value)
   if not path.is_dir():
     if not required:
       return None
@@ -72,7 +76,7 @@ MISSING_RELEASE_HELP = (
 )
 
 
-def release_dir(required: bool = True) -> pathlib.Path | None:
+def release_dir(required: bool = True) -> epath.Path | None:
   """Returns the KORANI release folder.
 
   That is ``$KORANI_RELEASE_DIR`` where it is set, else
@@ -85,7 +89,7 @@ def release_dir(required: bool = True) -> pathlib.Path | None:
   """
   value = os.environ.get(RELEASE_DIR_ENV)
   if value:
-    path = pathlib.Path(value).expanduser()
+    path = storage.path(value)
     where = f"{RELEASE_DIR_ENV}={value}"
   else:
     data = os.environ.get(DATA_DIR_ENV)
@@ -95,7 +99,7 @@ def release_dir(required: bool = True) -> pathlib.Path | None:
       raise errors.MissingDataError(
           f"neither {RELEASE_DIR_ENV} nor {DATA_DIR_ENV} is set.\n"
           + MISSING_RELEASE_HELP)
-    path = pathlib.Path(data).expanduser() / RELEASE_SUBDIR
+    path = storage.path(data, RELEASE_SUBDIR)
     where = f"{path} (from {DATA_DIR_ENV}; {RELEASE_DIR_ENV} is not set)"
   if not path.is_dir():
     if not required:

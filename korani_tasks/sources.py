@@ -1,7 +1,8 @@
 """A seqio DataSource over a KORANI TFDS builder, prepared from local files.
 
 KORANI's TFDS builders read canonical files that the user has put under
-``$KORANI_DATA_DIR``; nothing is downloaded. `KoraniTfdsSource` prepares its
+``$KORANI_DATA_DIR``; nothing is downloaded. Source folders and the TFDS data
+dir may be local or on cloud storage (gs://; `korani_tasks.storage`). `KoraniTfdsSource` prepares its
 builder on first use (not at construction, since tasks are registered at
 import time, where the data may be absent)::
 
@@ -35,11 +36,8 @@ is absent from the prepared copy).
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-import contextlib
-import fcntl
 import logging
 import os
-import pathlib
 import threading
 
 import numpy as np
@@ -50,6 +48,7 @@ import tensorflow_datasets as tfds
 from korani_tasks import checksums
 from korani_tasks import errors
 from korani_tasks import paths
+from korani_tasks import storage
 # Importing the builders registers them with TFDS (see tfds.builder_cls).
 from korani_tasks.tfds_builders import raw as _raw  # noqa: F401
 from korani_tasks.tfds_builders import release as _release  # noqa: F401
@@ -79,19 +78,7 @@ def example_index(tfds_id: tf.Tensor, shard_lengths: Sequence[int]
   return tf.gather(offsets, shard) + offset
 
 
-@contextlib.contextmanager
-def _file_lock(path: pathlib.Path) -> Iterator[None]:
-  """Holds an exclusive lock on `path` (created if needed) across processes."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with open(path, "a") as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def manual_dir_of(builder_cls: type[tfds.core.DatasetBuilder]) -> pathlib.Path:
+def manual_dir_of(builder_cls: type[tfds.core.DatasetBuilder]) -> os.PathLike:
   """The folder a KORANI builder reads its source files from.
 
   ``builder_cls.default_manual_dir()`` where the builder defines it (the KORANI
@@ -110,7 +97,7 @@ def _full_name(builder: tfds.core.DatasetBuilder) -> str:
 
 
 def _is_current(builder: tfds.core.DatasetBuilder,
-                manual_dir: pathlib.Path) -> bool:
+                manual_dir: os.PathLike) -> bool:
   """Whether a prepared copy was made from the source files as they are now.
 
   Compares sizes and mtimes with those recorded at preparation, and hashes
@@ -118,7 +105,7 @@ def _is_current(builder: tfds.core.DatasetBuilder,
   current). No source file in `manual_dir`: the copy stands alone (current).
   """
   try:
-    stats = builder.source_checksums(manual_dir, digest=_raw.file_stat)
+    stats = builder.source_checksums(manual_dir, digest=storage.file_stat)
   except errors.MissingDataError:
     _log.info("%s: no source file in %s; using the prepared copy in %s",
               _full_name(builder), manual_dir, builder.data_dir)
@@ -129,7 +116,7 @@ def _is_current(builder: tfds.core.DatasetBuilder,
     return False
   changed = [name for name, stat in stats.items()
              if list(recorded_stats.get(name, [])) != list(stat)]
-  return all(checksums.file_sha256(pathlib.Path(manual_dir, name))
+  return all(checksums.file_sha256(storage.path(manual_dir) / name)
              == recorded_sha[name] for name in changed)
 
 
@@ -143,9 +130,10 @@ def prepare(
   The prepared copy is current if it exists and was made from source files with
   the same sha256 as now (`_is_current`: checked by size and mtime, hashing
   only changed files), or if it exists and its source files are not there
-  (the data folder unset, or without them). Otherwise it is (re)written under an exclusive lock
-  file ``<tfds_data_dir>/<name>[/<config>]/.<version>.lock``, so that
-  concurrent processes prepare it once; TFDS writes into a temporary folder and
+  (the data folder unset, or without them). Otherwise one process (re)writes
+  it (`storage.prepare_once`: the marker
+  ``<tfds_data_dir>/<name>[/<config>]/.<version>.preparing`` on a local
+  folder, process 0 on cloud storage) while the others wait; TFDS writes into a temporary folder and
   renames it when complete, so a failure leaves no partial dataset.
   Re-preparing deletes the stale copy first, so a process still reading that
   copy fails.
@@ -153,7 +141,7 @@ def prepare(
   Args:
     builder_cls: a registered KORANI builder class (see the module docstring).
     tfds_data_dir: where prepared datasets go; default ``$TFDS_DATA_DIR`` or
-      ``~/tensorflow_datasets``. Must be a local folder.
+      ``~/tensorflow_datasets``; a local folder or a gs:// (`storage`) one.
     config: the builder config's name, for a builder with configs.
 
   Returns:
@@ -166,6 +154,13 @@ def prepare(
   """
   data_dir = os.fspath(
       tfds_data_dir or tfds.core.constants.get_default_data_dir())
+  if data_dir.startswith("ram://"):
+    raise errors.ConfigError(
+        f"TFDS data dir {data_dir}: TensorFlow's ram:// filesystem cannot "
+        "hold prepared datasets: TFDS writes a dataset into a temporary "
+        "folder and renames it, and ram:// renames a folder's entry without "
+        "its files. Use a local folder or gs:// (raw folders and seqio "
+        "caches may be on ram://).")
   new_builder = lambda: builder_cls(data_dir=data_dir, config=config)
   builder = new_builder()
   try:
@@ -179,26 +174,35 @@ def prepare(
   checksums = builder.source_checksums(manual_dir)
 
   # <data_dir>/<name>[/<config>]/<version> is the prepared copy.
-  lock = pathlib.Path(builder.data_dir).parent / f".{builder.version}.lock"
-  with _file_lock(lock):
-    builder = new_builder()  # It may be ready by now.
-    if not builder.is_prepared():
+  marker = (storage.path(builder.data_dir).parent
+            / f".{builder.version}.preparing")
+
+  def ready() -> bool:
+    fresh = new_builder()
+    return (fresh.is_prepared()
+            and fresh.prepared_source_checksums() == checksums)
+
+  def write() -> None:
+    fresh = new_builder()
+    if not fresh.is_prepared():
       mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-      _log.info("Preparing %s in %s from %s", _full_name(builder),
-                builder.data_dir, manual_dir)
-    elif (recorded := builder.prepared_source_checksums()) != checksums:
+      _log.info("Preparing %s in %s from %s", _full_name(fresh),
+                fresh.data_dir, manual_dir)
+    else:
       mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS  # Overwrites.
+      recorded = fresh.prepared_source_checksums()
       changed = sorted(name for name in checksums.keys() | recorded.keys()
                        if checksums.get(name) != recorded.get(name))
       _log.warning(
           "Preparing %s in %s again: its source files changed since it was "
-          "prepared (%s)", _full_name(builder), builder.data_dir,
+          "prepared (%s)", _full_name(fresh), fresh.data_dir,
           ", ".join(changed))
-    else:
-      return builder
-    builder.download_and_prepare(
+    fresh.download_and_prepare(
         download_config=tfds.download.DownloadConfig(
-            manual_dir=manual_dir, download_mode=mode, try_download_gcs=False))
+            manual_dir=os.fspath(manual_dir), download_mode=mode,
+            try_download_gcs=False))
+
+  storage.prepare_once(marker, ready, write)
   return new_builder()
 
 

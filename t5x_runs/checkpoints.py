@@ -8,7 +8,8 @@ Layout under ``<model_dir>``, one folder per saved step::
         opt_state/     optimizer state
         metadata/      JSON: step, model config, vocabulary, data settings
         data/          the training data iterator of each process
-          process_0.index, process_0.data-00000-of-00001   (tf.train.Checkpoint)
+          process_0.index, process_0.data-00000-of-00001   (tf.train.Checkpoint;
+                       absent where the state is too big: `DataPositionSaver`)
         manifest.json  written last: size and sha256 of every file (see below)
     checkpoints_unusable/
       300/             a step found damaged at start-up, set aside with
@@ -66,6 +67,7 @@ import os
 import re
 import time
 from typing import Any
+import uuid
 
 import jax
 import numpy as np
@@ -95,6 +97,54 @@ _HASH_THREADS = 8
 
 def checkpoint_dir(model_dir: str | os.PathLike) -> str:
   return os.path.join(os.fspath(model_dir), "checkpoints")
+
+
+def data_iterator_bytes(iterator: Any) -> int:
+  """The bytes `iterator`'s tf.data state takes in a checkpoint.
+
+  Writes the state as `DataIteratorHandler` does, into TensorFlow's
+  in-memory ``ram://`` filesystem, and sums the files (then deletes them):
+  the shuffle, packing and prefetch buffers are most of it, and their size
+  is known only once written.
+  """
+  folder = f"ram://korani_data_iterator_size/{uuid.uuid4().hex}"
+  try:
+    tf.train.Checkpoint(iterator=iterator).write(f"{folder}/state")
+    return sum(tf.io.gfile.stat(f"{folder}/{name}").length
+               for name in tf.io.gfile.listdir(folder))
+  finally:
+    if tf.io.gfile.exists(folder):
+      tf.io.gfile.rmtree(folder)
+
+
+class DataPositionSaver:
+  """What a checkpoint saves of the data: the iterator, or only its position.
+
+  The iterator is saved while its state stays within `max_bytes` per process
+  (measured before each save, `data_iterator_bytes`): a resumed run then
+  continues it in O(1). A bigger state (a mixture of many tasks: one shuffle
+  buffer each) is not saved, from that save on for the rest of the run; the
+  checkpoint's step is then the position, and a resumed run skips that many
+  batches of the same deterministic pipeline (`trainer.train_batches`,
+  ``start_step``): as exact, at the cost of reading them again.
+  """
+
+  def __init__(self, max_bytes: int | None):
+    self.max_bytes = max_bytes
+    self.saves_iterator = True
+
+  def iterator_to_save(self, iterator: Any) -> Any:
+    """`iterator`, or None where only the position is to be saved."""
+    if self.saves_iterator and self.max_bytes is not None:
+      size = data_iterator_bytes(iterator)
+      if size > self.max_bytes:
+        self.saves_iterator = False
+        logging.warning(
+            "The data iterator's state is %.1f MB, over the %.1f MB limit "
+            "(max_data_iterator_bytes): checkpoints of this run save only "
+            "the data position (the step); a resumed run skips the batches "
+            "before it", size / 1e6, self.max_bytes / 1e6)
+    return iterator if self.saves_iterator else None
 
 
 def _data_prefix(directory: epath.Path, process_index: int) -> str:

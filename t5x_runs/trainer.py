@@ -8,8 +8,9 @@ function of the seed alone, dropout's key at step s is ``fold_in(seed, s)``,
 and every checkpoint holds each process's data iterator (shuffle buffers,
 mixture sampling and packing state included; see `train_batches`), so a
 resumed run reads exactly the batches the interrupted one would have read
-next. A checkpoint without them (``checkpoint_data_iterator=False``, or
-written by another number of processes) resumes by skipping the batches
+next. A checkpoint without them (``checkpoint_data_iterator=False``, a state
+over ``max_data_iterator_bytes``, or written by another number of processes)
+holds the data position as its step, and resumes by skipping the batches
 already consumed instead: as exact, but it reads them all again. A damaged
 latest checkpoint is reported and the one before it used (checkpoints.py).
 """
@@ -362,6 +363,7 @@ def train(*,
           num_microbatches: int = 1,
           checkpoint_period: int = 1000,
           checkpoint_data_iterator: bool = True,
+          max_data_iterator_bytes: int | None = 50 << 20,
           keep_checkpoints: int | None = 3,
           verify_checkpoint_hashes: bool = False,
           log_period: int = 10,
@@ -379,10 +381,13 @@ def train(*,
   its latest one instead.
 
   `checkpoint_data_iterator` saves each process's data iterator in every
-  checkpoint (resuming in O(1); its size is mostly the shuffle buffers:
-  about 2 MB for one KoBEST task at length 64, 60 MB for the five
-  korani_kobest_train tasks at 256, more with many tasks and long inputs);
-  False saves none and a resumed run skips the batches already read.
+  checkpoint (resuming in O(1)) while its state is at most
+  `max_data_iterator_bytes` (None: any size); its size is mostly the
+  shuffle buffers, one per task (about 3 MB for one KoBEST task at
+  1024/256, 76 MB for korani_kobest_train, hundreds of MB for korani_train:
+  bench/RESULTS.md). Over the limit, or with False, a checkpoint saves only
+  its step, and a resumed run skips the batches already read
+  (`checkpoints.DataPositionSaver`).
 
   `num_microbatches` splits each step's batch into that many microbatches
   whose gradients are accumulated (`make_train_step`): the same update with
@@ -496,6 +501,7 @@ def train(*,
                         progress and distributed.is_primary(), start_step,
                         num_train_steps)
       steps = loop.run(params, opt_state, data)
+      data_saver = checkpoints.DataPositionSaver(max_data_iterator_bytes)
       final_step, preempted = num_train_steps, False
       try:
         for step, params, opt_state, logged in steps:
@@ -505,8 +511,9 @@ def train(*,
           if (step % checkpoint_period == 0 or step == num_train_steps
               or preempted):
             store.save(step, params, opt_state, metadata,
-                       data_iterator=(data.tf_iterator
-                                      if checkpoint_data_iterator else None),
+                       data_iterator=(
+                           data_saver.iterator_to_save(data.tf_iterator)
+                           if checkpoint_data_iterator else None),
                        wait=step == num_train_steps or preempted)
           if preempted:
             final_step = step

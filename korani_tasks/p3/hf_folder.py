@@ -47,6 +47,7 @@ from korani_tasks import errors
 from korani_tasks import paths
 from korani_tasks.p3 import base
 from korani_tasks.p3 import catalog
+from korani_tasks import storage
 
 try:  # Readers of canonical files first: they take precedence.
   from korani_tasks.p3 import readers as _readers  # noqa: F401
@@ -73,10 +74,10 @@ def p3_data_dir(data_dir: os.PathLike | str | None = None) -> pathlib.Path:
   """
   value = os.environ.get(P3_DATA_DIR_ENV)
   if value:
-    return pathlib.Path(value).expanduser()
+    return storage.path(value)
   if data_dir is None:
     data_dir = paths.data_dir()
-  return pathlib.Path(data_dir) / P3_SUBDIR
+  return storage.path(data_dir, P3_SUBDIR)
 
 
 def _split_pattern(split: str) -> re.Pattern:
@@ -125,7 +126,7 @@ def read_jsonl_records(path: pathlib.Path) -> Iterator[tuple[int, dict]]:
   """
   count = 0
   first_blank = None
-  with open(path, "rb") as f:
+  with storage.open_binary(path) as f:
     for line_number, raw in enumerate(f, start=1):
       try:
         line = raw.decode("utf-8")
@@ -176,7 +177,8 @@ def read_parquet_records(path: pathlib.Path) -> Iterator[tuple[int, dict]]:
   """
   pa = _pyarrow()
   try:
-    parquet = pa.parquet.ParquetFile(path)
+    parquet = pa.parquet.ParquetFile(
+        storage.open_binary(path) if storage.is_uri(path) else path)
   except (pa.ArrowException, OSError) as e:
     raise errors.DataFormatError(path, None, f"not a Parquet file: {e}"
                                  ) from None
@@ -201,7 +203,8 @@ def read_arrow_records(path: pathlib.Path) -> Iterator[tuple[int, dict]]:
       (a truncated file, e.g. of an interrupted `datasets` run).
   """
   pa = _pyarrow()
-  source = pa.memory_map(os.fspath(path))
+  source = (pa.BufferReader(storage.path(path).read_bytes())
+            if storage.is_uri(path) else pa.memory_map(os.fspath(path)))
   is_stream = True
   try:
     try:
@@ -216,8 +219,8 @@ def read_arrow_records(path: pathlib.Path) -> Iterator[tuple[int, dict]]:
         path, None, f"not an Arrow IPC stream or file: {e}") from None
   count = yield from _rows(path, batches)
   if is_stream:
-    with open(path, "rb") as f:
-      f.seek(max(0, os.path.getsize(path) - len(_ARROW_END_OF_STREAM)))
+    with storage.open_binary(path) as f:
+      f.seek(max(0, storage.file_stat(path)[0] - len(_ARROW_END_OF_STREAM)))
       if f.read() != _ARROW_END_OF_STREAM:
         raise errors.DataFormatError(
             path, None, f"the Arrow stream ends after row {count} without "

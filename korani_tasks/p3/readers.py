@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from korani_tasks.errors import DataFormatError
 from korani_tasks.p3 import base
 from korani_tasks.readers import tsv
+from korani_tasks import storage
 
 Record = dict[str, Any]
 _T = TypeVar("_T")
@@ -138,7 +139,7 @@ def read_csv(
     DataFormatError: not UTF-8, malformed quoting, a blank line in the middle,
       or no rows.
   """
-  data = pathlib.Path(path).read_bytes()
+  data = storage.path(path).read_bytes()
   try:
     text = data.decode("utf-8")
   except UnicodeDecodeError as e:
@@ -493,7 +494,7 @@ def read_trec(
   """
   del split
   for path in paths:
-    with open(path, "rb") as f:
+    with storage.open_binary(path) as f:
       raw_lines = list(f)
     count = 0
     first_blank = None

@@ -41,6 +41,7 @@ from korani_tasks.p3 import base
 from korani_tasks.p3 import catalog
 from korani_tasks.p3 import hf_folder  # Registers the sources (readers first).
 from korani_tasks.tfds_builders import raw
+from korani_tasks import storage
 
 _log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class P3Records(tfds.core.GeneratorBasedBuilder):
     Raises:
       MissingDataError: no split has its files; the message names them.
     """
-    manual_dir = pathlib.Path(manual_dir)
+    manual_dir = storage.path(manual_dir)
     present = {}
     for split in self.source.splits:
       split_paths = self.source.paths(manual_dir, split)
@@ -166,7 +167,7 @@ class P3Records(tfds.core.GeneratorBasedBuilder):
     """The sha256 of each present source file, by path relative to
     `manual_dir` (absolute for a file outside it). `digest` replaces sha256
     (`raw.file_stat`: sizes and mtimes)."""
-    manual_dir = pathlib.Path(manual_dir)
+    manual_dir = storage.path(manual_dir)
     files = dict.fromkeys(
         p for ps in self.source_files(manual_dir).values() for p in ps)
     digest = digest or checksums.file_sha256
@@ -188,7 +189,7 @@ class P3Records(tfds.core.GeneratorBasedBuilder):
             f"dataset was prepared.\n{_MANUAL_DOWNLOAD_INSTRUCTIONS}")
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    manual_dir = pathlib.Path(dl_manager.manual_dir)
+    manual_dir = storage.path(dl_manager.manual_dir)
     files = self.source_files(manual_dir)
     left_out = [s for s in self.source.splits if s not in files]
     if left_out:

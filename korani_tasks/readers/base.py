@@ -28,6 +28,7 @@ from typing import Any
 
 from korani_tasks import catalog
 from korani_tasks import errors
+from korani_tasks import storage
 
 Record = dict[str, Any]
 # (split name, the split's files in `split_files` order) -> (key, record)s.
@@ -52,7 +53,7 @@ class SplitFiles:
     if split not in self.split_files:
       raise errors.ConfigError(
           f"{self.name} has no split {split!r}; splits: {list(self.split_files)}")
-    return tuple(pathlib.Path(data_dir, f) for f in self.split_files[split])
+    return tuple(storage.path(data_dir, f) for f in self.split_files[split])
 
   def files(self) -> tuple[str, ...]:
     """Every source file of every split (relative paths), without repeats."""

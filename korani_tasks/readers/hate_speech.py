@@ -38,6 +38,7 @@ from korani_tasks.errors import DataFormatError
 from korani_tasks.readers import base
 from korani_tasks.readers import splits
 from korani_tasks.readers import tsv
+from korani_tasks import storage
 
 Record = dict[str, Any]
 
@@ -168,7 +169,7 @@ def read_apeach(path: os.PathLike | str) -> Iterator[tuple[int, Record]]:
       text or an unknown class.
   """
   try:
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with storage.open_text(path) as f:
       reader = csv.reader(f, strict=True)
       header = next(reader, None)
       if not header:

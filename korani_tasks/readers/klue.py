@@ -33,7 +33,6 @@ from collections.abc import Iterator, Mapping, Sequence
 import json
 import logging
 import os
-import pathlib
 from typing import Any
 
 import tensorflow as tf
@@ -42,6 +41,7 @@ import tensorflow_datasets as tfds
 from korani_tasks import catalog
 from korani_tasks.errors import DataFormatError
 from korani_tasks.readers import base
+from korani_tasks import storage
 
 _log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def load_json(path: os.PathLike | str) -> Any:
       of the syntax error).
   """
   try:
-    text = pathlib.Path(path).read_bytes().decode("utf-8-sig")
+    text = storage.path(path).read_bytes().decode("utf-8-sig")
   except UnicodeDecodeError as e:
     raise DataFormatError(
         path, None,

@@ -25,6 +25,7 @@ from korani_tasks import catalog
 from korani_tasks.errors import DataFormatError
 from korani_tasks.readers import base
 from korani_tasks.readers import tsv
+from korani_tasks import storage
 
 Record = dict[str, Any]
 Reader = Callable[[os.PathLike | str], Iterator[tuple[str, Record]]]
@@ -199,7 +200,7 @@ class KobestDataset:
 
   def path(self, data_dir: os.PathLike | str, split: str) -> pathlib.Path:
     """The file of `split`, e.g. ``<data_dir>/kobest/BoolQ/dev.tsv``."""
-    return pathlib.Path(data_dir, self.folder, self.split_files[split])
+    return storage.path(data_dir, self.folder, self.split_files[split])
 
 
 KOBEST_DATASETS: Mapping[str, KobestDataset] = {

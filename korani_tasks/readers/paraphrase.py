@@ -105,6 +105,7 @@ from korani_tasks.errors import DataFormatError
 from korani_tasks.readers import base
 from korani_tasks.readers import splits
 from korani_tasks.readers import tsv
+from korani_tasks import storage
 
 Record = dict[str, Any]
 
@@ -250,7 +251,7 @@ def _read_csv(
       row with another number of fields than the header, a blank line
       followed by data, or no data rows.
   """
-  data = pathlib.Path(path).read_bytes()
+  data = storage.path(path).read_bytes()
   try:
     text = data.decode("utf-8").removeprefix(_BOM)
   except UnicodeDecodeError as e:

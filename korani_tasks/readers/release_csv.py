@@ -45,6 +45,7 @@ import sys
 from typing import Any
 
 from korani_tasks import errors
+from korani_tasks import storage
 
 _log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def parse_choices(value: str, path: os.PathLike | str,
 
 def _utf8_error(path: pathlib.Path) -> errors.DataFormatError:
   """The error for a file that is not UTF-8, naming its first bad line."""
-  with open(path, "rb") as f:
+  with storage.open_binary(path) as f:
     for line, raw in enumerate(f, start=1):
       try:
         raw.decode("utf-8")
@@ -85,7 +86,7 @@ def _utf8_error(path: pathlib.Path) -> errors.DataFormatError:
 
 def _rows(path: pathlib.Path) -> Iterator[tuple[int, Record, bool]]:
   """Yields (line of the row start, record, scorable) for each row of a CSV."""
-  with open(path, newline="", encoding="utf-8-sig") as f:
+  with storage.open_text(path) as f:
     reader = csv.reader(f, strict=True)
     end = 0  # Last line read so far.
     try:
@@ -146,7 +147,7 @@ def read_release_csv(
       fields, an empty input or output or an empty answer choice; the
       message names file and line.
   """
-  path = pathlib.Path(path)
+  path = storage.path(path)
   for line, record, scorable in _rows(path):
     if not scorable:
       _log.warning(
@@ -158,13 +159,13 @@ def read_release_csv(
 
 def count_unscorable(path: os.PathLike | str) -> int:
   """The number of rows with choices whose output is not among them."""
-  return sum(not scorable for _, _, scorable in _rows(pathlib.Path(path)))
+  return sum(not scorable for _, _, scorable in _rows(storage.path(path)))
 
 
 def count_unscorable_per_file(
     paths: Iterable[os.PathLike | str]) -> dict[pathlib.Path, int]:
   """`count_unscorable` of each file, e.g. ``{Path(".../dev.csv"): 1}``."""
-  return {pathlib.Path(p): count_unscorable(p) for p in paths}
+  return {storage.path(p): count_unscorable(p) for p in paths}
 
 
 def find_dataset_dir(release_dir: os.PathLike | str,
@@ -174,7 +175,7 @@ def find_dataset_dir(release_dir: os.PathLike | str,
   Raises:
     DataFormatError: two cluster folders hold a folder named `key`.
   """
-  release_dir = pathlib.Path(release_dir)
+  release_dir = storage.path(release_dir)
   found = sorted(p for p in release_dir.glob(f"*/{key}") if p.is_dir())
   if len(found) > 1:
     raise errors.DataFormatError(
@@ -193,7 +194,7 @@ def unknown_dataset_dirs(release_dir: os.PathLike | str,
   release's ``dataset_name``), so callers warn about it. Example:
   ``[Path(".../KORANI/summarization/book_summary")]``.
   """
-  release_dir = pathlib.Path(release_dir)
+  release_dir = storage.path(release_dir)
   keys = set(keys)
   return sorted(p for p in release_dir.glob("*/*")
                 if p.is_dir() and p.name not in keys)
@@ -207,7 +208,7 @@ def split_files(
   .../dev_t1.csv]}`` (evaluation files sorted by name); a split with no file
   is left out.
   """
-  dataset_dir = pathlib.Path(dataset_dir)
+  dataset_dir = storage.path(dataset_dir)
   csvs = sorted(p for p in dataset_dir.glob("*.csv") if p.is_file())
   train = [p for p in csvs if p.name == TRAIN_FILE]
   evaluation = [p for p in csvs if p.name != TRAIN_FILE]

@@ -31,6 +31,7 @@ from korani_tasks.errors import DataFormatError
 from korani_tasks.readers import base
 from korani_tasks.readers import splits
 from korani_tasks.readers import tsv
+from korani_tasks import storage
 
 Record = dict[str, Any]
 # (path, line, record or None for a skipped row)
@@ -114,7 +115,7 @@ def skipped_rows(dataset: str, split: str,
 def _rows(dataset: str, split: str,
           split_paths: Sequence[os.PathLike | str]) -> Iterator[Row]:
   """(path, line, record or None) of the rows of `split`, skipped ones too."""
-  path = pathlib.Path(split_paths[0])
+  path = storage.path(split_paths[0])
   if dataset == "naver_movie":
     for line, review_id, record in read_nsmc(path):
       if split == "test" or (

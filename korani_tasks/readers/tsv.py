@@ -21,6 +21,7 @@ import re
 from typing import TypeVar
 
 from korani_tasks.errors import DataFormatError
+from korani_tasks import storage
 
 _BOM = "\ufeff"
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -30,7 +31,7 @@ _T = TypeVar("_T")
 
 def _decoded_lines(path: os.PathLike | str) -> Iterator[tuple[int, str]]:
   """Yields (1-based line number, text without line ending) of each line."""
-  with open(path, "rb") as f:
+  with storage.open_binary(path) as f:
     for number, raw in enumerate(f, start=1):
       raw = raw.removesuffix(b"\n").removesuffix(b"\r")
       try:
@@ -51,7 +52,7 @@ def utf8_error(path: os.PathLike | str) -> DataFormatError:
   no line. A line is decoded on its own, which is exact: the LF byte is never
   part of a multi-byte UTF-8 character.
   """
-  with open(path, "rb") as f:
+  with storage.open_binary(path) as f:
     for number, raw in enumerate(f, start=1):
       try:
         raw.decode("utf-8")

@@ -31,6 +31,7 @@ from korani_tasks import errors
 from korani_tasks import paths
 from korani_tasks import readers
 from korani_tasks.readers import base
+from korani_tasks import storage
 
 _log = logging.getLogger(__name__)
 
@@ -42,10 +43,7 @@ SOURCE_SHA256 = "source_sha256"
 SOURCE_STAT = "source_stat"
 
 
-def file_stat(path: os.PathLike | str) -> list[int]:
-  """``[size, mtime_ns]`` of a file: a cheap sign that it changed."""
-  stat = os.stat(path)
-  return [stat.st_size, stat.st_mtime_ns]
+file_stat = storage.file_stat  # ``[size, mtime_ns]``: a sign of a change.
 
 
 class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -108,6 +106,7 @@ class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     files = dict.fromkeys(
         p for ps in cls.source_files(manual_dir).values() for p in ps)
     digest = digest or checksums.file_sha256
+    manual_dir = storage.path(manual_dir)
     return {p.relative_to(manual_dir).as_posix(): digest(p) for p in files}
 
   def prepared_source_checksums(self) -> dict[str, str]:
@@ -115,7 +114,7 @@ class RawSourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return dict(self.info.metadata.get(SOURCE_SHA256, {}))
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    manual_dir = pathlib.Path(dl_manager.manual_dir)
+    manual_dir = storage.path(dl_manager.manual_dir)
     files = self.source_files(manual_dir)
     left_out = [s for s in self.RAW.splits if s not in files]
     if left_out:

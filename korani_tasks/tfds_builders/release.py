@@ -41,6 +41,7 @@ from korani_tasks import errors
 from korani_tasks import paths
 from korani_tasks.readers import release_csv
 from korani_tasks.tfds_builders import raw
+from korani_tasks import storage
 
 _log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class KoraniRelease(tfds.core.GeneratorBasedBuilder):
       MissingDataError: there is no such folder; the message says what to do.
       DataFormatError: two cluster folders hold one.
     """
-    manual_dir = pathlib.Path(manual_dir)
+    manual_dir = storage.path(manual_dir)
     if not manual_dir.is_dir():
       raise errors.MissingDataError(
           f"{builder_name(self.dataset_key)}: the KORANI release folder "
@@ -191,7 +192,7 @@ class KoraniRelease(tfds.core.GeneratorBasedBuilder):
             + paths.MISSING_RELEASE_HELP)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    manual_dir = pathlib.Path(dl_manager.manual_dir)
+    manual_dir = storage.path(dl_manager.manual_dir)
     files = self.source_files(manual_dir)
     warn_unknown_dataset_dirs(manual_dir)
     left_out = [s for s in SPLITS if s not in files]
