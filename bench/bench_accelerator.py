@@ -20,8 +20,10 @@ it prints
 It imports only JAX, Flax, optax and this project's step modules (no
 TensorFlow, seqio or PyTorch): an accelerator machine needs nothing else.
 
-    python bench/bench_accelerator.py                       # base and large
+    python bench/bench_accelerator.py       # base and large, batch 32, 512/128
     python bench/bench_accelerator.py --shape base --batch 64 --steps 20
+    python bench/bench_accelerator.py --shape large --inputs 1024 \\
+        --targets 256 --remat full
     python bench/bench_accelerator.py --shape tiny --batch 2 --inputs 32 \\
         --targets 8 --steps 1                               # a CPU check
 
@@ -49,6 +51,7 @@ for path in (REPO, BENCH_DIR):
 from bench_throughput import model_flops, synthetic_batch
 from t5x_runs import partitioning, planner, train_step
 from t5x_runs.models import MT5, MT5Config, mt5_config
+from t5x_runs.models.config import REMAT_POLICIES
 # pylint: enable=wrong-import-position
 
 GIB = 1024 ** 3
@@ -101,7 +104,10 @@ def measure(shape: str, *, batch_size: int, inputs: int, targets: int,
                       optimizer=optimizer)
   result = {"shape": shape, "batch_size": batch_size, "lengths": lengths,
             "dtype": config.dtype, "remat_policy": remat_policy,
-            "param_count": plan.param_count, "planner_bytes": plan.total}
+            "param_count": plan.param_count, "planner_bytes": plan.total,
+            # What the allocator may use (None where it keeps no count).
+            "device_bytes_limit": (device.memory_stats() or {}).get(
+                "bytes_limit")}
   state = train_step.init_train_state(model, optimizer, mesh, rules, lengths,
                                       seed=seed)
   host_batch = synthetic_batch(config.vocab_size, batch_size, inputs, targets)
@@ -164,7 +170,9 @@ def format_result(r: dict) -> str:
       f"{r['xla_flops'] / 1e9:.1f}); {mfu}",
       f"  memory per device: planner {_gib(r['planner_bytes'])}, XLA "
       f"{_gib(r['xla_bytes'])} (planner / XLA = "
-      f"{r['planner_bytes'] / r['xla_bytes']:.2f})"])
+      f"{r['planner_bytes'] / r['xla_bytes']:.2f})"
+      + (f"; the allocator may use {_gib(r['device_bytes_limit'])}"
+         if r["device_bytes_limit"] else "")])
 
 
 def main(argv: list[str] | None = None):
@@ -172,14 +180,14 @@ def main(argv: list[str] | None = None):
   parser.add_argument("--shape", default="base,large",
                       help=f"comma-separated subset of {','.join(SHAPES)}")
   parser.add_argument("--batch", type=int, default=32)
-  parser.add_argument("--inputs", type=int, default=1024,
+  parser.add_argument("--inputs", type=int, default=512,
                       help="encoder length (tokens)")
-  parser.add_argument("--targets", type=int, default=256,
+  parser.add_argument("--targets", type=int, default=128,
                       help="decoder length (tokens)")
   parser.add_argument("--warmup", type=int, default=2)
   parser.add_argument("--steps", type=int, default=10, help="timed steps")
-  parser.add_argument("--remat", default="none",
-                      help="the model's remat_policy: none, full, minimal")
+  parser.add_argument("--remat", default="none", choices=REMAT_POLICIES,
+                      help="the model's remat_policy")
   args = parser.parse_args(argv)
   shapes = [s for s in args.shape.split(",") if s]
   unknown = sorted(set(shapes) - set(SHAPES))
@@ -199,7 +207,7 @@ def main(argv: list[str] | None = None):
                        targets=args.targets, warmup=args.warmup,
                        steps=args.steps, remat_policy=args.remat)
     except jax.errors.JaxRuntimeError as e:  # out of memory, most often
-      result = {"shape": shape, "error": str(e).splitlines()[0]}
+      result = {"shape": shape, "error": str(e).splitlines()[0][:500]}
     results.append(result)
     print(format_result(result), flush=True)
   print(json.dumps({"device_kind": device.device_kind,
