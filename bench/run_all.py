@@ -400,8 +400,8 @@ def results_entry(date: str, rows: list[Row], results: dict, argv: list[str],
   versions = package_versions()
   loaded = max(loads[0], max(loads[1:], default=0) - cores) > 0.5 * cores
   lines = [
-      f"## {date} — `make bench`: trainer vs PyTorch, packing, input "
-      "pipeline, import",
+      f"## {date} — `make bench`: trainer vs PyTorch peers, packing, "
+      "input pipeline, import",
       "",
       f"- Machine: {cpu_model()}, {cores} cores, {memory_gib():.0f} GiB, "
       f"{platform.machine()}, no accelerator; Python "
