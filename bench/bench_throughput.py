@@ -1,19 +1,51 @@
-"""Benchmark: one training step of our trainer against PyTorch transformers.
+"""Benchmark: one training step of our trainer against PyTorch peers.
 
-Both sides train the same network (mT5 / T5.1.1: gated-GELU MLP, untied
+Every engine trains the same network (mT5 / T5.1.1: gated-GELU MLP, untied
 embeddings, relative attention, dropout 0.1) on the same synthetic batch of
-random token ids with no padding, and time whole training steps:
+random token ids with no padding, and times whole training steps. The loss
+is the mean cross-entropy per target token on every side: no z-loss (our
+trainer adds t5x's z-loss 1e-4; transformers' MT5 has none, so the bench
+builds our step with ``z_loss=0``).
 
-    jax    t5x_runs.trainer: ``init_train_state`` + ``compile_step`` with
-           ``make_optimizer()`` (Adafactor) on a one-device mesh, compiled
-           ahead of time; a step = forward, loss (cross-entropy + z-loss),
-           gradients, Adafactor update, parameters and state donated.
-    torch  transformers' ``MT5ForConditionalGeneration`` (the engine of the
-           paper's official code), ``torch.set_num_threads(cores)``; a step =
-           forward with labels, ``loss.backward()``, ``Adafactor(lr=1e-3,
-           scale_parameter=False, relative_step=False).step()``, zero_grad.
-    peak   the machine's float32 matmul rate: a jit-compiled ``jnp.dot`` of
-           two N x N matrices (GFLOP/s of the median).
+    jax        t5x_runs.train_step: ``init_train_state`` + ``compile_step``
+               with ``make_optimizer()`` (optax Adafactor) on a one-device
+               mesh, compiled ahead of time; a step = forward, loss,
+               gradients, Adafactor update, parameters and state donated.
+    hf         transformers' ``MT5ForConditionalGeneration`` (the engine of
+               the paper's official code) with transformers' own Adafactor
+               (pure Python, one parameter at a time).
+    torch      the same model with ``torch.optim.Adafactor(foreach=True)``
+               (the update of all parameters in a few multi-tensor kernels).
+    compiled   torch with the model under ``torch.compile`` (Inductor: needs
+               a C++ compiler on CPU). The optimizer step stays eager:
+               torch.optim.Adafactor reads its step count with ``.item()``,
+               a graph break that recompiles the step at every new count.
+    peak       the machine's float32 matmul rate: a jit-compiled ``jnp.dot``
+               of two N x N matrices (GFLOP/s of the median).
+
+PyTorch steps are forward with labels, ``loss.backward()``, the optimizer's
+step, ``zero_grad``, with ``torch.set_num_threads(cores)``.
+
+Adafactor, matched to ours (optax.adafactor as ``make_optimizer`` builds it)
+on every peer: learning rate 1e-3 (constant), second-moment decay
+1 - t^-0.8 (optax ``decay_rate=0.8``, transformers ``decay_rate=-0.8``,
+torch ``beta2_decay=-0.8``), updates clipped to RMS 1.0 (``clip_threshold``,
+``d``), multiplied by the parameter's RMS, at least 1e-3 (optax
+``multiply_by_parameter_scale``; transformers ``scale_parameter=True``,
+``eps[1]=1e-3``; torch always, ``eps[1]=1e-3``), no momentum, no weight
+decay. What cannot be matched:
+
+* torch's step size is ``min(lr, 1/sqrt(t))`` (its relative-step rule,
+  always on): equal to 1e-3 for the first 10^6 steps, so in any bench run.
+* which arrays are factored: optax factors an array only when its two
+  largest dimensions are both >= 128 (``min_dim_size_to_factor``) and keeps
+  a full second moment otherwise; transformers and torch factor every array
+  of 2 or more dimensions over its last two. At the small shape only the
+  relative-position tables ([heads, 32]) differ; at tiny, where every
+  dimension is below 128 but the vocabulary's, most matrices do.
+* epsilon: optax and transformers add 1e-30 to the squared gradient; torch
+  clamps the factored row mean at eps[0] and the second-moment estimate at
+  eps[0]^2, so it gets ``eps[0]=1e-15`` (no effect unless gradients vanish).
 
 The engines run in one process, interleaved: after the warm-up calls of
 each, every round times one call of each engine in turn, so that all of
@@ -21,16 +53,19 @@ them see the same machine load (on a shared machine the load changes from
 minute to minute, and engines timed one after the other would be compared
 under different loads). Timing stops after ``--steps`` rounds or once
 ``--budget_s`` seconds of timed calls have run (at least MIN_TIMED_STEPS
-rounds); the medians are reported.
+rounds); the medians are reported. A peer that cannot be built or fails
+its warm-up (PyTorch or transformers not installed, no compiler for
+torch.compile) is left out of the rounds and reported with its error.
 
     .venv/bin/python bench/bench_throughput.py --shape tiny
-    .venv/bin/python bench/bench_throughput.py --shape small --engines jax
+    .venv/bin/python bench/bench_throughput.py --shape small --engines jax,peak
 
-prints one JSON line: per engine its call times (wall and CPU) and their
-medians; for jax also the model FLOPs per step (``model_flops``, formula
-there) and XLA's own count of the compiled step's FLOPs; tokens/s for both
-steps. Model FLOPs utilization is the step's model FLOPs/s over the matmul's
-FLOPs/s, by wall time and, steadier on a loaded machine, by CPU time.
+prints one JSON line: per engine its settings, call times (wall and CPU) and
+their medians, or the error that kept it from running; for jax also the
+model FLOPs per step (``model_flops``, formula there) and XLA's own count of
+the compiled step's FLOPs; tokens/s for every step. Model FLOPs utilization
+is the step's model FLOPs/s over the matmul's FLOPs/s, by wall time and,
+steadier on a loaded machine, by CPU time.
 """
 
 import argparse
@@ -163,7 +198,8 @@ class TrainerStep:
   """The trainer's compiled training step on a one-device mesh.
 
   Built exactly as ``t5x_runs.trainer.train`` builds it (``init_train_state``
-  + ``ShardedTrainState.compile_step`` with ``make_optimizer()``), then
+  + ``ShardedTrainState.compile_step`` with ``make_optimizer()``; `z_loss`
+  0 by default, as the PyTorch peers have none), then
   compiled ahead of time for the shapes of ``example_batch`` (a dict of
   numpy arrays as ``train_batches`` yields them), so calls never compile.
   Calling it runs one step on a batch placed with `device_batch` and waits
@@ -172,22 +208,22 @@ class TrainerStep:
   """
 
   def __init__(self, config: MT5Config, example_batch: dict[str, np.ndarray],
-               seed: int = 0):
+               seed: int = 0, z_loss: float = 0.0):
     import flax.linen as nn  # pylint: disable=import-outside-toplevel
     import jax  # pylint: disable=import-outside-toplevel
     # pylint: disable-next=import-outside-toplevel
-    from t5x_runs import partitioning, trainer
+    from t5x_runs import partitioning, train_step
     from t5x_runs.models import MT5  # pylint: disable=import-outside-toplevel
 
     self._jax = jax
     self.mesh = partitioning.make_mesh(1, devices=jax.devices()[:1])
     rules = partitioning.standard_logical_axis_rules()
     model = MT5(config)
-    optimizer = trainer.make_optimizer()
+    optimizer = train_step.make_optimizer()
     lengths = {"inputs": example_batch["encoder_input_tokens"].shape[1],
                "targets": example_batch["decoder_target_tokens"].shape[1]}
-    state = trainer.init_train_state(model, optimizer, self.mesh, rules,
-                                     lengths, seed=seed)
+    state = train_step.init_train_state(model, optimizer, self.mesh, rules,
+                                        lengths, seed=seed)
     self._sharding = partitioning.batch_sharding(self.mesh)
     self._base_rng = jax.random.PRNGKey(seed)
     # Under the mesh and rules, as t5x_runs.trainer.train compiles it
@@ -195,7 +231,7 @@ class TrainerStep:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore", DeprecationWarning)
       with self.mesh, nn.logical_axis_rules(rules):
-        step_fn = state.compile_step(model, optimizer, z_loss=1e-4)
+        step_fn = state.compile_step(model, optimizer, z_loss=z_loss)
         start = time.perf_counter()
         self._compiled = step_fn.lower(
             state.params, state.opt_state, self.device_batch(example_batch),
@@ -238,20 +274,49 @@ def torch_reference_model(config: MT5Config):
   return transformers.MT5ForConditionalGeneration(hf_config)
 
 
-class TorchStep:
-  """One standard PyTorch training step of the reference, on a fixed batch."""
+# The PyTorch peers: name -> (label, optimizer, torch.compile).
+PEERS = {
+    "hf": ("transformers MT5 + transformers Adafactor", "transformers", False),
+    "torch": ("transformers MT5 + torch.optim.Adafactor(foreach)", "torch",
+              False),
+    "compiled": ("transformers MT5 under torch.compile + "
+                 "torch.optim.Adafactor(foreach)", "torch", True),
+}
+ENGINES = ("jax", "peak", *PEERS)
 
-  def __init__(self, config: MT5Config, batch: dict[str, np.ndarray]):
-    import torch  # pylint: disable=import-outside-toplevel
+
+def torch_optimizer(kind: str, parameters):
+  """Adafactor set as ours is (see the module docstring); `kind` picks the
+  implementation: 'transformers' or 'torch'."""
+  if kind == "transformers":
     # pylint: disable-next=import-outside-toplevel
     from transformers.optimization import Adafactor
+    return Adafactor(parameters, lr=1e-3, eps=(1e-30, 1e-3),
+                     clip_threshold=1.0, decay_rate=-0.8, beta1=None,
+                     weight_decay=0.0, scale_parameter=True,
+                     relative_step=False, warmup_init=False)
+  import torch  # pylint: disable=import-outside-toplevel
+  return torch.optim.Adafactor(parameters, lr=1e-3, beta2_decay=-0.8,
+                               eps=(1e-15, 1e-3), d=1.0, weight_decay=0.0,
+                               foreach=True)
+
+
+class TorchStep:
+  """One standard PyTorch training step of a peer (`PEERS`), on a fixed batch."""
+
+  def __init__(self, config: MT5Config, batch: dict[str, np.ndarray],
+               peer: str):
+    import torch  # pylint: disable=import-outside-toplevel
+    self.label, optimizer, compiled = PEERS[peer]
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     self.threads = torch.get_num_threads()
     self.model = torch_reference_model(config)
     self.model.train()
-    self.optimizer = Adafactor(self.model.parameters(), lr=1e-3,
-                               scale_parameter=False, relative_step=False)
+    self.optimizer = torch_optimizer(optimizer, self.model.parameters())
+    self._forward = self.model
+    if compiled:  # the forward and (AOTAutograd) backward passes
+      self._forward = torch.compile(self.model)
     self.input_ids = torch.from_numpy(
         batch["encoder_input_tokens"].astype(np.int64))
     self.attention_mask = torch.ones_like(self.input_ids)
@@ -262,13 +327,19 @@ class TorchStep:
 
   def __call__(self, step: int) -> None:
     del step  # dropout draws from torch's global generator
-    loss = self.model(input_ids=self.input_ids,
-                      attention_mask=self.attention_mask,
-                      labels=self.labels).loss
+    loss = self._forward(input_ids=self.input_ids,
+                         attention_mask=self.attention_mask,
+                         labels=self.labels).loss
     loss.backward()
     self.optimizer.step()
     self.optimizer.zero_grad(set_to_none=True)
     self.loss = loss.item()
+
+
+def _failure(error: BaseException) -> str:
+  """An error's type and first line, for the results table."""
+  lines = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 class MatmulPeak:
@@ -293,28 +364,48 @@ class MatmulPeak:
       self._dot(self._a, self._b).block_until_ready()
 
 
+def _warmed_up(call: Callable[[int], None], warmup: int
+               ) -> Callable[[int], None]:
+  """`call` after `warmup` untimed calls; later calls continue the count."""
+  for i in range(warmup):
+    call(i)
+  return lambda i: call(warmup + i)
+
+
 def measure(shape: str, engines: list[str], warmup: int, max_steps: int,
             budget_s: float, matmul_size: int) -> dict:
-  """Builds the chosen engines and times them interleaved; see the docstring."""
+  """Builds the chosen engines and times them interleaved; see the docstring.
+
+  A peer that fails to build or to warm up gets ``{"label", "error"}``
+  instead of times; ours and the matmul must run.
+  """
   config = bench_config(shape)
   batch = synthetic_batch(config.vocab_size, BATCH_SIZE, INPUT_LENGTH,
                           TARGET_LENGTH)
-  calls, built = {}, {}
+  calls, built, failed = {}, {}, {}
   if "jax" in engines:
     jax_step = built["jax"] = TrainerStep(config, batch)
     device_batch = jax_step.device_batch(batch)
-    calls["jax"] = lambda i: jax_step(device_batch, i)
+    calls["jax"] = _warmed_up(lambda i: jax_step(device_batch, i), warmup)
   if "peak" in engines:
-    calls["peak"] = built["peak"] = MatmulPeak(matmul_size)
-  if "torch" in engines:
-    calls["torch"] = built["torch"] = TorchStep(config, batch)
+    built["peak"] = MatmulPeak(matmul_size)
+    calls["peak"] = _warmed_up(built["peak"], warmup)
+  for name in PEERS:
+    if name not in engines:
+      continue
+    try:
+      built[name] = TorchStep(config, batch, name)
+      calls[name] = _warmed_up(built[name], warmup)
+    except Exception as e:  # pylint: disable=broad-except
+      failed[name] = {"label": PEERS[name][0], "error": _failure(e)}
   cpu_times = {}
-  times = time_interleaved(calls, warmup, max_steps, budget_s, cpu_times)
+  times = time_interleaved(calls, 0, max_steps, budget_s, cpu_times)
 
   tokens = BATCH_SIZE * (INPUT_LENGTH + TARGET_LENGTH)
   result = {"shape": shape, "warmup": warmup, "tokens_per_step": tokens,
+            "dropout_rate": config.dropout_rate,
             "model_flops": model_flops(config, BATCH_SIZE, INPUT_LENGTH,
-                                       TARGET_LENGTH)}
+                                       TARGET_LENGTH), **failed}
   for name, step_times in times.items():
     median = statistics.median(step_times)
     median_cpu = statistics.median(cpu_times[name])
@@ -329,8 +420,8 @@ def measure(shape: str, engines: list[str], warmup: int, max_steps: int,
     if name == "jax":
       entry.update(compile_s=built[name].compile_s,
                    xla_flops=built[name].xla_flops)
-    if name == "torch":
-      entry.update(threads=built[name].threads)
+    if name in PEERS:
+      entry.update(label=built[name].label, threads=built[name].threads)
     result[name] = entry
   return result
 
@@ -338,8 +429,8 @@ def measure(shape: str, engines: list[str], warmup: int, max_steps: int,
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--shape", choices=("tiny", "small"), default="tiny")
-  parser.add_argument("--engines", default="jax,peak,torch",
-                      help="comma-separated subset of jax,peak,torch")
+  parser.add_argument("--engines", default=",".join(ENGINES),
+                      help=f"comma-separated subset of {','.join(ENGINES)}")
   parser.add_argument("--warmup", type=int, default=2,
                       help="untimed calls of each engine")
   parser.add_argument("--steps", type=int, default=10,
@@ -350,7 +441,7 @@ def main():
   parser.add_argument("--matmul_size", type=int, default=2048)
   args = parser.parse_args()
   engines = [e for e in args.engines.split(",") if e]
-  unknown = sorted(set(engines) - {"jax", "peak", "torch"})
+  unknown = sorted(set(engines) - set(ENGINES))
   if unknown:
     parser.error(f"unknown engine(s): {', '.join(unknown)}")
   print(json.dumps(measure(args.shape, engines, args.warmup, args.steps,

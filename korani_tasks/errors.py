@@ -1,33 +1,12 @@
-"""Errors raised for bad input data and configuration.
+"""The project's errors, as the data pipelines raise them.
 
-Every error names where the problem is (file and line, or the setting), so
-that a person can fix the input without reading the code.
+They are defined in `t5x_runs.errors`, which imports nothing, so that the
+training step (t5x_runs/train_step.py) can raise them on a machine without
+TensorFlow or seqio; importing them from here gives the same classes.
 """
 
-
-class KoraniError(Exception):
-  """Base class of the project's errors."""
-
-
-class DataFormatError(KoraniError, ValueError):
-  """A data file does not have the format its reader expects.
-
-  Example message::
-
-      /data/kobest/BoolQ/dev.tsv:17: unknown label 'maybe' in column 'Answer'
-      (expected one of: true, false)
-  """
-
-  def __init__(self, path, line, message):
-    self.path = str(path)
-    self.line = line
-    location = self.path if line is None else f"{self.path}:{line}"
-    super().__init__(f"{location}: {message}")
-
-
-class MissingDataError(KoraniError, FileNotFoundError):
-  """A data folder or file that a task needs is not there."""
-
-
-class ConfigError(KoraniError, ValueError):
-  """A setting (gin binding, flag, template file) has a wrong value."""
+# pylint: disable=unused-import
+from t5x_runs.errors import ConfigError
+from t5x_runs.errors import DataFormatError
+from t5x_runs.errors import KoraniError
+from t5x_runs.errors import MissingDataError

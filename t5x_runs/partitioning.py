@@ -32,7 +32,7 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from korani_tasks import errors
+from t5x_runs import errors
 
 DATA_AXIS = "data"
 MODEL_AXIS = "model"

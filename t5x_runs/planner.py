@@ -62,8 +62,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from korani_tasks import errors
+from t5x_runs import errors
 from t5x_runs import partitioning
+from t5x_runs import train_step
 from t5x_runs.models import MT5, MT5Config
 from t5x_runs.models.config import REMAT_POLICIES
 
@@ -632,15 +633,15 @@ def compile_train_step(model_config: MT5Config, *, batch_size: int,
                        optimizer=None, z_loss: float = 1e-4):
   """The trainer's train step on one device, compiled from shapes alone.
 
-  ``trainer.make_train_step`` with ``trainer.make_optimizer()`` (unless
+  ``train_step.make_train_step`` with ``trainer.make_optimizer()`` (unless
   `optimizer` is given), parameters and optimizer state donated as the
   trainer does, on a packed int32 batch of ``batch_size`` x the lengths.
   Nothing is allocated; `compiled_peak_bytes` reads XLA's memory figures,
   and the result runs as ``compiled(params, opt_state, batch, rng)``.
   """
-  from t5x_runs import trainer  # pylint: disable=import-outside-toplevel
   model = MT5(model_config)
   if optimizer is None:
+    from t5x_runs import trainer  # pylint: disable=import-outside-toplevel
     optimizer = trainer.make_optimizer()
   params = jax.tree.map(
       lambda box: jax.ShapeDtypeStruct(box.value.shape, jnp.float32),
@@ -649,7 +650,7 @@ def compile_train_step(model_config: MT5Config, *, batch_size: int,
   batch = {name: jax.ShapeDtypeStruct(
                (batch_size, task_feature_lengths[length]), jnp.int32)
            for name, length in _BATCH_FEATURES.items()}
-  step = jax.jit(trainer.make_train_step(model, optimizer, z_loss),
+  step = jax.jit(train_step.make_train_step(model, optimizer, z_loss),
                  donate_argnums=(0, 1))
   return step.lower(params, state, batch, jax.random.PRNGKey(0)).compile()
 
