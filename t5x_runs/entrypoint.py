@@ -118,6 +118,8 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
           "present (= --gin.ALLOW_ABSENT_DATASETS=True).")
     return 0
   setup_logging()
+  from t5x_runs import xla_flags  # pylint: disable=import-outside-toplevel
+  xla_flags.apply()  # before anything starts JAX's backend
   try:
     from t5x_runs import gin_utils  # pylint: disable=import-outside-toplevel
     files, bindings, rest = gin_utils.parse_flags(argv)
