@@ -419,6 +419,7 @@ def evaluate_checkpoints(*,
         todo = [task for task in tasks if done[(ref, task)] is None]
         if todo:
           config = evaluator_lib.prepare_model_config(ref.model_dir)
+          recorded = results_lib.run_settings(mixtures)
           if _vocabulary_key() != evaluators_vocabulary:
             evaluators, evaluators_vocabulary = {}, _vocabulary_key()
           params, _ = evaluator_lib.restore_params(ref.model_dir, config,
@@ -440,9 +441,10 @@ def evaluate_checkpoints(*,
           if task not in evaluators:
             evaluators[task] = task_evaluator(task, split,
                                               max_examples_per_task, use_cached)
-          rows = evaluator_lib.evaluate_tasks(evaluators[task], scorer,
-                                              predictor, step=ref.step,
-                                              split=split)
+          rows = [dataclasses.replace(r, **recorded)
+                  for r in evaluator_lib.evaluate_tasks(
+                      evaluators[task], scorer, predictor, step=ref.step,
+                      split=split)]
           seconds = time.perf_counter() - tick
           if writer:
             write_task_result(ref.task_path(output_dir, task), ref, task,
