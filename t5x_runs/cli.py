@@ -39,6 +39,9 @@
                                                           tasks, from the package
                                                           index (wheel installs)
 
+demo, train, eval, eval-batch and plan read the same gin flags (--gin_file,
+--gin.MACRO=value, --gin_bindings, --gin_search_paths) and, except plan,
+t5x's multi-host flags; `korani train --help` lists them (t5x_runs/flags.py).
 The data commands read $KORANI_DATA_DIR (or --data-dir DIR); `data download`
 with no names fetches every public raw dataset, checking each file's sha256
 against korani_tasks/catalog.yaml. Errors a user can fix exit with status 2

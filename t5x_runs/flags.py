@@ -54,9 +54,9 @@ def _comma_list(value: str) -> list[str]:
 
 def _add_gin_flags(parser: argparse.ArgumentParser) -> None:
   gin = parser.add_argument_group(
-      "gin", "Files are looked up as given, then in --gin_search_paths, then "
-      "in the project's gin/ (e.g. --gin_file=ko_xl.gin); each file's header "
-      "lists its required and commonly overridden macros.")
+      "gin", "Files are looked up as given, then in --gin_search_paths, "
+      "then in the project's gin/\n(e.g. --gin_file=ko_xl.gin); each file's "
+      "header lists its required and commonly\noverridden macros.")
   gin.add_argument("--gin_file", action="append", default=[], metavar="F",
                    dest="gin_files", help="a gin file (repeatable)")
   gin.add_argument(_MACRO_OPTION, action=_Binding, metavar="NAME=VALUE",
