@@ -8,7 +8,10 @@
 
 A dataset is held out when its catalog cluster is; a held-out dataset never
 appears in a training mixture of that setting. ``default()`` is the setting
-named by ``$KORANI_HELDOUT_SPLIT``, else the file's ``default``.
+of the mixtures without a ``_<setting>`` suffix: the one named by
+``$KORANI_HELDOUT_SPLIT``, else the file's ``default``, read once per
+process (the mixtures are registered once, at import); runs record it
+(`mixture_setting`).
 """
 
 import dataclasses
@@ -16,7 +19,7 @@ import functools
 import os
 import pathlib
 import types
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import yaml
 
@@ -82,6 +85,7 @@ def get(name: str) -> HeldOutSetting:
   return settings()[name]
 
 
+@functools.cache
 def default() -> HeldOutSetting:
   """The setting of ``$KORANI_HELDOUT_SPLIT``, else the file's default."""
   name = os.environ.get(SPLIT_ENV) or _load()[1]
@@ -89,3 +93,18 @@ def default() -> HeldOutSetting:
     return get(name)
   except errors.ConfigError as e:
     raise errors.ConfigError(f"{SPLIT_ENV}={name}: {e}") from None
+
+
+def mixture_setting(name: str, registered: Sequence[str]) -> str:
+  """The held-out setting of a mixture among the `registered` names.
+
+  ``korani_train_t0`` is ``t0``'s; ``korani_train`` (no suffix) is the
+  default setting's when ``korani_train_<default>`` is registered; "" for a
+  name of no setting (a single task).
+  """
+  for setting in settings():
+    if name.endswith(f"_{setting}"):
+      return setting
+  if f"{name}_{default().name}" in registered:
+    return default().name
+  return ""

@@ -61,6 +61,22 @@ def vocabulary_path() -> str:
   return _chosen_path or os.environ.get(VOCAB_ENV) or MT5_VOCABULARY
 
 
+def describe(path: str | None = None) -> dict[str, object]:
+  """What a run records of its vocabulary: path, sha256 and piece count.
+
+  `path` defaults to `vocabulary_path()`.
+  """
+  path = path or vocabulary_path()
+  try:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      sha256 = hashlib.sha256(f.read()).hexdigest()
+  except tf.errors.OpError as e:
+    raise unreadable_vocabulary(path, e) from e
+  pieces = seqio.SentencePieceVocabulary(path).vocab_size
+  return {"vocabulary": path, "vocabulary_sha256": sha256,
+          "vocabulary_pieces": pieces}
+
+
 def _vocabulary_source() -> str:
   if _chosen_path:
     return "the gin macro VOCABULARY"

@@ -43,6 +43,7 @@ Progress: a bar over the (checkpoint, task) pairs to score, and a log line
 per task with examples per second and the job's ETA.
 """
 
+import argparse
 import dataclasses
 import datetime
 import hashlib
@@ -67,6 +68,7 @@ from korani_tasks import vocab as vocab_lib
 from t5x_runs import checkpoints as checkpoints_lib
 from t5x_runs import decoding
 from t5x_runs import entrypoint
+from t5x_runs import flags
 from t5x_runs import evaluator as evaluator_lib
 from t5x_runs import partitioning
 from t5x_runs import results as results_lib
@@ -176,7 +178,8 @@ def resolve_tasks(mixtures: Sequence[str], split: str) -> list[str]:
   for name in mixtures:
     if name not in known:
       raise errors.ConfigError(
-          f"unknown mixture or task {name!r} (`korani tasks` lists them)")
+          f"unknown mixture or task {name!r} (`korani tasks list --mixtures` "
+          "lists the mixtures)")
     subtasks = seqio.get_subtasks(seqio.get_mixture_or_task(name))
     valid = seqio.evaluation.get_valid_eval_tasks(subtasks, split)
     scored = [t.name for t in valid if t.metric_objs]
@@ -416,6 +419,7 @@ def evaluate_checkpoints(*,
         todo = [task for task in tasks if done[(ref, task)] is None]
         if todo:
           config = evaluator_lib.prepare_model_config(ref.model_dir)
+          recorded = results_lib.run_settings(mixtures)
           if _vocabulary_key() != evaluators_vocabulary:
             evaluators, evaluators_vocabulary = {}, _vocabulary_key()
           params, _ = evaluator_lib.restore_params(ref.model_dir, config,
@@ -437,9 +441,10 @@ def evaluate_checkpoints(*,
           if task not in evaluators:
             evaluators[task] = task_evaluator(task, split,
                                               max_examples_per_task, use_cached)
-          rows = evaluator_lib.evaluate_tasks(evaluators[task], scorer,
-                                              predictor, step=ref.step,
-                                              split=split)
+          rows = [dataclasses.replace(r, **recorded)
+                  for r in evaluator_lib.evaluate_tasks(
+                      evaluators[task], scorer, predictor, step=ref.step,
+                      split=split)]
           seconds = time.perf_counter() - tick
           if writer:
             write_task_result(ref.task_path(output_dir, task), ref, task,
@@ -467,15 +472,12 @@ def evaluate_checkpoints(*,
 # -- the command ------------------------------------------------------------
 
 DEFAULT_GIN_FILE = "runs/batch_eval.gin"
-_PASSED_THROUGH = ("--gin_file", "--gin_bindings", "--gin_search_paths",
-                   "--gin.", "--coordinator_address", "--process_count",
-                   "--process_index", "--seqio_additional_cache_dirs")
 USAGE = """\
-usage: korani eval-batch [CHECKPOINT ...] [--mixture M ...] [--output DIR]
+korani eval-batch [CHECKPOINT ...] [--mixture M ...] [--output DIR]
                          [--max_examples_per_task N] [--gin_file F]
                          [--gin.MACRO=value ...]
-       (= python -m t5x_runs.batch_eval)
-
+       (= python -m t5x_runs.batch_eval)"""
+DESCRIPTION = """\
 CHECKPOINT: MODEL_DIR:STEP, or MODEL_DIR for every checkpoint of the run.
 Flags set the macros of gin/runs/batch_eval.gin (CHECKPOINTS, EVAL_MIXTURES,
 EVAL_OUTPUT_DIR, MAX_EXAMPLES_PER_TASK); without --gin_file that file is
@@ -483,65 +485,56 @@ used. A finished (checkpoint, task) is skipped when the job runs again.
 Errors a user can fix (unknown mixture, missing checkpoint) exit with 2."""
 
 
-def _command_bindings(argv: Sequence[str]) -> list[str]:
-  """argv with the command's own flags turned into gin flags."""
-  passed, entries, mixtures, values = [], [], [], {}
-  flags = {"--output": "EVAL_OUTPUT_DIR", "--output_dir": "EVAL_OUTPUT_DIR",
-           "--max_examples_per_task": "MAX_EXAMPLES_PER_TASK"}
-  args = iter(argv)
-  for arg in args:
-    flag, sep, value = arg.partition("=")
-    if arg.startswith(_PASSED_THROUGH):
-      passed.append(arg)
-      if arg in ("--gin_file", "--gin_bindings", "--gin_search_paths"):
-        passed.append(next(args, ""))
-    elif flag in ("--mixture", *flags):
-      value = value if sep else next(args, None)
-      if value is None:
-        raise errors.ConfigError(f"{flag} needs a value")
-      if flag == "--mixture":
-        mixtures.append(value)
-      elif flags[flag] == "MAX_EXAMPLES_PER_TASK" and not value.isdigit():
-        raise errors.ConfigError(
-            f"{flag}={value!r}: expected a positive whole number")
-      else:
-        values[flags[flag]] = value
-    elif arg.startswith("-"):
-      raise errors.ConfigError(f"unknown flag {arg}\n\n{USAGE}")
-    else:
-      entries.append(arg)
-  if entries:
-    passed.append(f"--gin.CHECKPOINTS={entries!r}")
-  if mixtures:
-    passed.append(f"--gin.EVAL_MIXTURES={mixtures!r}")
-  if "EVAL_OUTPUT_DIR" in values:
-    passed.append(f"--gin.EVAL_OUTPUT_DIR={values['EVAL_OUTPUT_DIR']!r}")
-  if "MAX_EXAMPLES_PER_TASK" in values:
-    passed.append(
-        f"--gin.MAX_EXAMPLES_PER_TASK={values['MAX_EXAMPLES_PER_TASK']}")
-  if not any(a.startswith("--gin_file") for a in passed):
-    passed.append(f"--gin_file={DEFAULT_GIN_FILE}")
-  return passed
+def _positive(value: str) -> int:
+  if not value.isdigit() or int(value) < 1:
+    raise argparse.ArgumentTypeError(
+        f"{value!r}: expected a positive whole number")
+  return int(value)
+
+
+def command_parser(name: str = "t5x_runs.batch_eval"):
+  """The command's flags: t5x_runs/flags.py's, and the ones for its macros."""
+  parser = flags.parser(name, usage=USAGE, description=DESCRIPTION)
+  parser.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT")
+  parser.add_argument("--mixture", action="append", default=[],
+                      help="a mixture or task to evaluate (repeatable)")
+  parser.add_argument("--output", "--output_dir", dest="output",
+                      metavar="DIR", help="EVAL_OUTPUT_DIR")
+  parser.add_argument("--max_examples_per_task", type=_positive, metavar="N")
+  return parser
+
+
+def command_args(argv: Sequence[str], name: str = "t5x_runs.batch_eval"):
+  """The parsed flags with the command's own as gin macros (or exit status)."""
+  args = flags.parse(command_parser(name), argv, intermixed=True)
+  if isinstance(args, int):
+    return args
+  if args.checkpoints:
+    flags.add_macro(args, "CHECKPOINTS", repr(args.checkpoints))
+  if args.mixture:
+    flags.add_macro(args, "EVAL_MIXTURES", repr(args.mixture))
+  if args.output is not None:
+    flags.add_macro(args, "EVAL_OUTPUT_DIR", repr(args.output))
+  if args.max_examples_per_task is not None:
+    flags.add_macro(args, "MAX_EXAMPLES_PER_TASK",
+                    str(args.max_examples_per_task))
+  if not args.gin_files:
+    args.gin_files.append(DEFAULT_GIN_FILE)
+  return args
 
 
 def main(argv: Sequence[str] | None = None,
          name: str = "t5x_runs.batch_eval") -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  if any(a in ("-h", "--help") for a in argv):
-    print(USAGE)
-    return 0
-  try:
-    gin_argv = _command_bindings(argv)
-  except errors.KoraniError as e:
-    print(f"{name}: error: {e}", file=sys.stderr)
-    return entrypoint.EXIT_USAGE
+  args = command_args(list(sys.argv[1:] if argv is None else argv), name)
+  if isinstance(args, int):
+    return args
 
   def run():
     # The gin file registers this module as t5x_runs.batch_eval (also when
     # it runs as __main__): call that module's function.
     from t5x_runs import batch_eval as job  # pylint: disable=import-outside-toplevel,import-self
     job.evaluate_checkpoints()
-  return entrypoint.run_with_gin(gin_argv, run, name=name)
+  return entrypoint.run_with_gin(args, run, name=name)
 
 
 if __name__ == "__main__":

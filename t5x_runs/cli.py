@@ -11,9 +11,8 @@
                                                           fetch public source files
     korani data verify [NAMES...]                         check files' sha256
     korani tasks list [--mixture M] [--dataset D] [-l]    list KORANI tasks
+                 (= korani tasks [M]), or --mixtures      ... or the mixtures
     korani tasks show TASK [-n 3] [--split S]             render examples of a task
-    korani tasks [MIXTURE]                                all tasks and mixtures, or
-                                                          a mixture's tasks
     korani compare SETTING=EVAL_DIR ... [--output DIR]    one column per training
                                                           setting (comparison.md)
     korani report RUN_DIR... [--name NAME ...] [--baseline RUN_DIR] --output DIR
@@ -40,6 +39,9 @@
                                                           tasks, from the package
                                                           index (wheel installs)
 
+demo, train, eval, eval-batch and plan read the same gin flags (--gin_file,
+--gin.MACRO=value, --gin_bindings, --gin_search_paths) and, except plan,
+t5x's multi-host flags; `korani train --help` lists them (t5x_runs/flags.py).
 The data commands read $KORANI_DATA_DIR (or --data-dir DIR); `data download`
 with no names fetches every public raw dataset, checking each file's sha256
 against korani_tasks/catalog.yaml. Errors a user can fix exit with status 2
@@ -225,8 +227,13 @@ def _tasks_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="korani tasks", description="The registered KORANI SeqIO tasks.")
   commands = parser.add_subparsers(dest="command", required=True)
-  listing = commands.add_parser("list", help="task names, or a table (--long)")
-  listing.add_argument("--mixture", help="only the tasks of this mixture")
+  listing = commands.add_parser(
+      "list", help="task names, or a table (--long); also `korani tasks "
+      "[MIXTURE]`")
+  listing.add_argument("--mixture",
+                       help="only the tasks of this mixture (or task)")
+  listing.add_argument("--mixtures", action="store_true",
+                       help="the registered mixtures' names instead")
   listing.add_argument("--dataset", help="only the tasks of this dataset key")
   listing.add_argument(
       "--long", "-l", action="store_true",
@@ -251,8 +258,8 @@ def _unknown(kind: str, name: str, known: Sequence[str]) -> Exception:
   close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
   hint = f"; did you mean {', '.join(close)}?" if close else ""
   return errors.ConfigError(
-      f"unknown {kind} {name!r}{hint} (`korani tasks` lists tasks and "
-      "mixtures)")
+      f"unknown {kind} {name!r}{hint} (`korani tasks list` lists tasks, "
+      "`korani tasks list --mixtures` mixtures)")
 
 
 def _task_names(mixture: str | None, dataset: str | None) -> list[str]:
@@ -261,7 +268,8 @@ def _task_names(mixture: str | None, dataset: str | None) -> list[str]:
   _register_tasks()
   infos = tasks.all_task_infos()
   if mixture:
-    if mixture not in seqio.MixtureRegistry.names():
+    if mixture not in seqio.MixtureRegistry.names() and (
+        mixture not in seqio.TaskRegistry.names()):
       raise _unknown("mixture", mixture, sorted(seqio.MixtureRegistry.names()))
     names = sorted(t.name for t in seqio.get_subtasks(
         seqio.get_mixture_or_task(mixture)))
@@ -276,7 +284,12 @@ def _task_names(mixture: str | None, dataset: str | None) -> list[str]:
 
 
 def _tasks_list(args: argparse.Namespace) -> int:
+  import seqio
   from korani_tasks import tasks
+  if args.mixtures:
+    _register_tasks()
+    print("\n".join(sorted(seqio.MixtureRegistry.names())))
+    return 0
   names = _task_names(args.mixture, args.dataset)
   if not args.long:
     if names:
@@ -368,28 +381,13 @@ def _tasks_show(args: argparse.Namespace) -> int:
   return 0
 
 
-def _list_tasks(argv: Sequence[str]) -> int:
-  """`korani tasks [MIXTURE]`: every task and mixture, or a mixture's tasks."""
-  import seqio
-  from t5x_runs import entrypoint
-  entrypoint.configurables()
-  if argv:
-    if argv[0] not in seqio.MixtureRegistry.names() and (
-        argv[0] not in seqio.TaskRegistry.names()):
-      raise _unknown("mixture or task", argv[0],
-                     sorted(seqio.MixtureRegistry.names()))
-    names = [t.name for t in seqio.get_subtasks(
-        seqio.get_mixture_or_task(argv[0]))]
-  else:
-    names = sorted(seqio.TaskRegistry.names()) + sorted(
-        seqio.MixtureRegistry.names())
-  print("\n".join(names))
-  return 0
-
-
 def _tasks(argv: Sequence[str]) -> int:
+  argv = list(argv)
   if not argv or argv[0] not in ("list", "show", "-h", "--help"):
-    return _guard("korani tasks", lambda: _list_tasks(argv))
+    # `korani tasks [MIXTURE] [flags]` is `korani tasks list [--mixture M]`.
+    named = argv[:1] if argv and not argv[0].startswith("-") else []
+    argv = ["list"] + (["--mixture"] + named if named else []) + argv[
+        len(named):]
   args = _parse(_tasks_parser(), argv)
   if isinstance(args, int):
     return args
@@ -622,12 +620,10 @@ def _checkpoint(argv: Sequence[str]) -> int:
 
 # -- korani plan ---------------------------------------------------------------
 
-_GIN_FLAGS = ("--gin_file", "--gin_bindings", "--gin_search_paths", "--gin.")
-
-
 def _plan_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog="korani plan", allow_abbrev=False,
+  from t5x_runs import flags
+  parser = flags.parser(
+      "korani plan", distributed=False,
       usage="korani plan --gin_file=F [--gin.MACRO=value ...] --devices=N "
       "[--device_memory=GiB] [--headroom=0.1]\n"
       "                   [--devices_per_host=K | --tpu_topology=XxYxZ]",
@@ -655,19 +651,12 @@ def _plan_parser() -> argparse.ArgumentParser:
 
 
 def _plan(argv: Sequence[str]) -> int:
-  gin_args, rest, args_iter = [], [], iter(argv)
-  for arg in args_iter:  # The gin flags, without importing gin_utils yet.
-    if arg.startswith(_GIN_FLAGS):
-      gin_args.append(arg)
-      if arg in ("--gin_file", "--gin_bindings", "--gin_search_paths"):
-        gin_args.append(next(args_iter, ""))
-    else:
-      rest.append(arg)
+  from t5x_runs import flags
   parser = _plan_parser()
-  args = _parse(parser, rest)
+  args = flags.parse(parser, argv)
   if isinstance(args, int):
     return args
-  if not any(a.startswith("--gin_file") for a in gin_args):
+  if not args.gin_files:
     parser.print_usage(sys.stderr)
     print("korani plan: error: give at least one --gin_file", file=sys.stderr)
     return EXIT_USAGE
@@ -676,9 +665,7 @@ def _plan(argv: Sequence[str]) -> int:
     from korani_tasks import errors
     from t5x_runs import gin_utils
     from t5x_runs import planner
-    files, bindings, unknown = gin_utils.parse_flags(gin_args)
-    if unknown:
-      raise errors.ConfigError(f"unrecognized arguments {unknown}")
+    files, bindings = gin_utils.configuration(args)
     if args.devices < 1:
       raise errors.ConfigError(f"--devices must be positive, got {args.devices}")
     if args.device_memory is not None and args.device_memory <= 0:

@@ -21,11 +21,11 @@ from korani_tasks import errors
 from korani_tasks import paths
 from korani_tasks.readers import kobest
 from t5x_runs import entrypoint
+from t5x_runs import flags
 
 DEMO_GIN = "demo.gin"
-USAGE = """\
-usage: korani demo [--output DIR] [--gin.MACRO=value ...]
-
+USAGE = "korani demo [--output DIR] [--gin.MACRO=value ...]"
+DESCRIPTION = """\
 Trains a tiny mT5 on korani_kobest_train and scores the held-out KoBEST
 datasets with Korean and English templates (gin/demo.gin); writes
 DIR/results.json and DIR/results.md (default DIR: demo_output) and keeps the
@@ -111,24 +111,21 @@ def ensure_data(progress: bool = True) -> pathlib.Path:
   return data_dir
 
 
+def command_parser():
+  """The demo's flags: t5x_runs/flags.py's and --output."""
+  command = flags.parser("korani demo", usage=USAGE, description=DESCRIPTION)
+  command.add_argument("--output", default="demo_output", metavar="DIR",
+                       help="where results.json, results.md and the run "
+                       "(model/) go (default: %(default)s)")
+  return command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  if any(a in ("-h", "--help") for a in argv):
-    print(USAGE)
-    return 0
-  output = "demo_output"
-  rest = []
-  i = 0
-  while i < len(argv):
-    if argv[i] == "--output" and i + 1 < len(argv):
-      output, i = argv[i + 1], i + 2
-      continue
-    if argv[i].startswith("--output="):
-      output = argv[i].split("=", 1)[1]
-    else:
-      rest.append(argv[i])
-    i += 1
-  output = os.path.abspath(output)
+  args = flags.parse(command_parser(),
+                     list(sys.argv[1:] if argv is None else argv))
+  if isinstance(args, int):
+    return args
+  output = os.path.abspath(args.output)
   try:
     ensure_data()
   except download.DownloadError as e:
@@ -138,16 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"korani demo: error: {e}", file=sys.stderr)
     return entrypoint.EXIT_USAGE
   start = time.time()
-  flags = [f"--gin_file={DEMO_GIN}",
-           f"--gin.MODEL_DIR={os.path.join(output, 'model')}",
-           f"--gin.EVAL_OUTPUT_DIR={output}"] + rest
+  args.gin_files.insert(0, DEMO_GIN)
+  args.gin_overrides[:0] = [
+      ("macro", f"MODEL_DIR={os.path.join(output, 'model')}"),
+      ("macro", f"EVAL_OUTPUT_DIR={output}")]
 
   def run():
     registered = entrypoint.configurables()
     registered.trainer.train()
     registered.evaluator.evaluate()
 
-  status = entrypoint.run_with_gin(flags, run, name="korani demo")
+  status = entrypoint.run_with_gin(args, run, name="korani demo")
   if status == 0:
     with open(os.path.join(output, "results.md"), encoding="utf-8") as f:
       print(f.read())

@@ -183,7 +183,9 @@ def evaluate(*,
                    dynamic_ncols=True) as bar:
       rows = evaluate_tasks(evaluator, scorer, predictor, step=step,
                             split=split, bar=bar)
-  rows = [dataclasses.replace(r, left_out_datasets=left_out) for r in rows]
+  recorded = results_lib.run_settings([mixture_or_task_name])
+  rows = [dataclasses.replace(r, left_out_datasets=left_out, **recorded)
+          for r in rows]
   # Every process evaluated the same examples; one writes the results.
   if jax.process_index() == 0:
     output_dir = output_dir or os.path.join(model_dir, "eval")

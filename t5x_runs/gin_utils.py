@@ -1,4 +1,7 @@
-"""t5x-style gin flags: ``--gin_file=...``, ``--gin.MACRO=value``.
+"""The gin configuration of a command: its files, bindings and includes.
+
+t5x_runs/flags.py parses the flags; `configuration` turns them into gin
+files and bindings:
 
     python -m t5x_runs.train \\
         --gin_file=gin/demo.gin \\
@@ -18,7 +21,6 @@ import ast
 import importlib.resources
 import os
 import pathlib
-import re
 from typing import Sequence
 
 import gin
@@ -48,7 +50,6 @@ def _gin_dir() -> pathlib.Path:
 
 
 GIN_DIR = _gin_dir()
-_GIN_FLAG = re.compile(r"^--gin\.([A-Za-z_][\w./]*)=(.*)$", re.S)
 
 
 def _gin_value(name: str, value: str) -> str:
@@ -70,38 +71,23 @@ def _gin_value(name: str, value: str) -> str:
   return repr(stripped)
 
 
-def parse_flags(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
-  """Splits argv into (gin files, gin bindings, remaining args).
+def configuration(args) -> tuple[list[str], list[str]]:
+  """(gin files, gin bindings) of flags parsed by `t5x_runs.flags`.
 
-  Accepts ``--gin_file=F`` / ``--gin_file F`` (repeatable),
-  ``--gin_bindings=B`` (repeatable), ``--gin_search_paths=a,b`` and
-  ``--gin.NAME=VALUE``. The search paths are added to gin's include search
-  path (as t5x's ``gin_utils.parse_gin_flags`` does) and used to find the
-  files.
+  The search paths are added to gin's include search path (as t5x's
+  ``gin_utils.parse_gin_flags`` does) and used to find the files; each
+  ``--gin.NAME=VALUE`` becomes the binding ``NAME = VALUE``.
   """
-  files, bindings, search_paths, rest = [], [], [], []
-  args = list(argv)
-  i = 0
-  while i < len(args):
-    arg = args[i]
-    match = _GIN_FLAG.match(arg)
-    if match:
-      name, value = match.groups()
-      bindings.append(f"{name} = {_gin_value(name, value)}")
-    elif arg.startswith(("--gin_file=", "--gin_bindings=", "--gin_search_paths=")):
-      key, value = arg[2:].split("=", 1)
-      {"gin_file": files, "gin_bindings": bindings,
-       "gin_search_paths": search_paths}[key].append(value)
-    elif arg in ("--gin_file", "--gin_bindings") and i + 1 < len(args):
-      (files if arg == "--gin_file" else bindings).append(args[i + 1])
-      i += 1
-    else:
-      rest.append(arg)
-    i += 1
-  paths = [p for s in search_paths for p in s.split(",") if p]
-  for path in paths:
+  for path in args.gin_search_paths:
     _add_search_path(path)
-  return [_find_gin_file(f, paths) for f in files], bindings, rest
+  files = [find_gin_file(f, args.gin_search_paths) for f in args.gin_files]
+  bindings = []
+  for kind, text in args.gin_overrides:
+    if kind == "macro":
+      name, value = text.split("=", 1)
+      text = f"{name} = {_gin_value(name, value)}"
+    bindings.append(text)
+  return files, bindings
 
 
 _SEARCH_PATHS: list[str] = []  # Added to gin's search path by this module.
@@ -117,7 +103,8 @@ def _add_search_path(path: str) -> None:
     gin.add_config_file_search_path(path)
 
 
-def _find_gin_file(name: str, search_paths: Sequence[str]) -> str:
+def find_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:
+  """The path of a gin file named on the command line (see the module doc)."""
   for folder in [os.getcwd(), *search_paths, str(GIN_DIR)]:
     candidate = os.path.join(folder, name)
     if os.path.isfile(candidate):
@@ -132,8 +119,13 @@ def _find_gin_file(name: str, search_paths: Sequence[str]) -> str:
       "folder (e.g. --gin_file=ko_xl.gin)")
 
 
-def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
-  """Parses gin files and bindings, turning gin's errors into ConfigErrors."""
+def parse_gin(files: Sequence[str], bindings: Sequence[str],
+              finalize: bool = True) -> None:
+  """Parses gin files and bindings, turning gin's errors into ConfigErrors.
+
+  `finalize=False` leaves gin's finalize checks (e.g. every `%gin.REQUIRED`
+  macro bound) to the caller, for reading a configuration without running it.
+  """
   if str(GIN_DIR) not in _SEARCH_PATHS:
     _SEARCH_PATHS.append(str(GIN_DIR))
     gin.add_config_file_search_path(str(GIN_DIR))
@@ -141,7 +133,8 @@ def parse_gin(files: Sequence[str], bindings: Sequence[str]) -> None:
     _check_readable(path)
   check_include_order(files)
   try:
-    gin.parse_config_files_and_bindings(files, bindings, finalize_config=True)
+    gin.parse_config_files_and_bindings(files, bindings,
+                                        finalize_config=finalize)
   except (ValueError, SyntaxError, KeyError, ImportError) as e:
     raise errors.ConfigError(f"gin configuration error: {e}") from e
   except OSError as e:  # An include gin cannot find or read.

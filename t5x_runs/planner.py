@@ -71,9 +71,6 @@ from t5x_runs.models.config import REMAT_POLICIES
 GIB = 1024 ** 3
 DEFAULT_HEADROOM = 0.1
 
-# Placeholder for required gin macros (MODEL_DIR, ...) that planning never uses.
-_UNUSED = "'(unused by korani plan)'"
-
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
@@ -663,29 +660,47 @@ def compiled_peak_bytes(compiled) -> int:
           + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
 
 
-def _resolve(value):
-  """A gin binding's value with macros and configurable calls evaluated."""
+def _required(value) -> bool:
+  """Whether a gin value is `%gin.REQUIRED` (gin's finalize check)."""
+  import gin  # pylint: disable=import-outside-toplevel
+  return (isinstance(value, gin.config.ConfigurableReference)
+          and value.selector == "gin.constant"
+          and value.scoped_configurable_fn() is gin.REQUIRED)
+
+
+def _resolve(value, binding: str):
+  """A gin binding's value with macros and configurable calls evaluated.
+
+  A macro still `%gin.REQUIRED` is a ConfigError naming it and `binding`.
+  """
   import gin  # pylint: disable=import-outside-toplevel
   if isinstance(value, gin.config.ConfigurableReference):
-    return _resolve(value.scoped_configurable_fn())
+    if value.selector == "gin.macro":
+      macro = "/".join(value.scopes)
+      if _required(gin.query_parameter(f"{macro}/gin.macro.value")):
+        raise errors.ConfigError(
+            f"{binding} = %{macro}, and the required macro {macro} is not "
+            f"set: bind it (--gin.{macro}=...) or include a file that does")
+    return _resolve(value.scoped_configurable_fn(), binding)
   if isinstance(value, dict):
-    return {k: _resolve(v) for k, v in value.items()}
+    return {k: _resolve(v, binding) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return type(value)(_resolve(v) for v in value)
+    return type(value)(_resolve(v, binding) for v in value)
   return value
 
 
 def _trainer_setting(name: str, default=None, required: bool = True):
   import gin  # pylint: disable=import-outside-toplevel
+  binding = f"trainer.train.{name}"
   try:
-    value = gin.query_parameter(f"trainer.train.{name}")
+    value = gin.query_parameter(binding)
   except ValueError as e:
     if not required:
       return default
     raise errors.ConfigError(
-        f"the gin configuration binds no trainer.train.{name} (include "
+        f"the gin configuration binds no {binding} (include "
         "gin/runs/finetune.gin after a model file)") from e
-  return _resolve(value)
+  return _resolve(value, binding)
 
 
 def plan_from_gin(gin_files: Sequence[str], bindings: Sequence[str] = (), *,
@@ -699,36 +714,25 @@ def plan_from_gin(gin_files: Sequence[str], bindings: Sequence[str] = (), *,
   BATCH_SIZE, TASK_FEATURE_LENGTHS, NUM_PARTITIONS and NUM_MICROBATCHES
   macros of gin/runs/finetune.gin,
   so ``BATCH_SIZE = 64`` bindings override them) and parameter_2d_sharding
-  if bound. Required macros that planning does not use (MODEL_DIR, ...) get
-  placeholders. Replaces the process's gin configuration.
+  if bound. The configuration is parsed once and not finalized, so required
+  macros that planning does not read (MODEL_DIR, ...) may stay unset; one it
+  reads is an error naming it. Replaces the process's gin configuration.
   """
-  import re  # pylint: disable=import-outside-toplevel
   import gin  # pylint: disable=import-outside-toplevel
   from t5x_runs import entrypoint  # pylint: disable=import-outside-toplevel
   from t5x_runs import gin_utils  # pylint: disable=import-outside-toplevel
-  files, flag_bindings, _ = gin_utils.parse_flags(
-      [f"--gin_file={f}" for f in gin_files])
-  if not files:
+  if not gin_files:
     raise errors.ConfigError("give at least one gin file (--gin_file=...)")
+  files = [gin_utils.find_gin_file(f) for f in gin_files]
   entrypoint.configurables()
-  placeholders = []
   # gin logs each search-path miss of an `include` as an error; not one here.
   quiet = logging.getLogger()
   def misses(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("Path not found")
   quiet.addFilter(misses)
   try:
-    for _ in range(20):
-      gin.clear_config()
-      try:
-        gin_utils.parse_gin(files, placeholders + flag_bindings + list(bindings))
-        break
-      except errors.ConfigError as e:
-        required = re.search(r"(\w+)/macro\.value set to `%gin\.REQUIRED`",
-                             str(e))
-        if not required or f"{required.group(1)} = {_UNUSED}" in placeholders:
-          raise
-        placeholders.append(f"{required.group(1)} = {_UNUSED}")
+    gin.clear_config()
+    gin_utils.parse_gin(files, bindings, finalize=False)
   finally:
     quiet.removeFilter(misses)
   try:

@@ -67,10 +67,52 @@ class ResultRow:
   # Datasets of the evaluated mixture absent from the data folder and left
   # out (ALLOW_ABSENT_DATASETS), the same on every row of a run.
   left_out_datasets: tuple[str, ...] = ()
+  # The run's held-out setting and vocabulary (`run_settings`), the same on
+  # every row of a run.
+  heldout_setting: str = ""
+  vocabulary: str = ""
+  vocabulary_sha256: str = ""
+  vocabulary_pieces: int = 0
 
   def __post_init__(self):
     object.__setattr__(self, "left_out_datasets",
                        tuple(self.left_out_datasets))
+
+
+def run_settings(mixture_or_task_names: Sequence[str],
+                 vocabulary: str | None = None) -> dict[str, object]:
+  """What a run records with its checkpoints and result rows.
+
+  ``heldout_setting``: the held-out setting of the mixtures (the unsuffixed
+  names use `korani_tasks.heldout.default()`), comma-separated if several;
+  ``vocabulary``, ``vocabulary_sha256``, ``vocabulary_pieces``: the
+  SentencePiece model (default: the one the tasks use now).
+  """
+  # pylint: disable=import-outside-toplevel
+  import seqio
+  from korani_tasks import availability
+  from korani_tasks import heldout
+  from korani_tasks import vocab
+  registered = seqio.MixtureRegistry.names()
+  settings = dict.fromkeys(  # The mixture a `_present` subset was made of.
+      heldout.mixture_setting(
+          name.removesuffix(availability.PRESENT_SUFFIX), registered)
+      for name in mixture_or_task_names)
+  return {"heldout_setting": ",".join(s for s in settings if s),
+          **vocab.describe(vocabulary)}
+
+
+def describe_run(rows: Sequence[ResultRow]) -> str:
+  """The results.md line naming the rows' held-out setting and vocabulary."""
+  parts = []
+  settings = sorted({r.heldout_setting for r in rows if r.heldout_setting})
+  if settings:
+    parts.append(f"Held-out setting: {', '.join(settings)}.")
+  for path, sha256, pieces in sorted({
+      (r.vocabulary, r.vocabulary_sha256, r.vocabulary_pieces)
+      for r in rows if r.vocabulary}):
+    parts.append(f"Vocabulary: {path} ({pieces} pieces, sha256 {sha256}).")
+  return " ".join(parts)
 
 
 def write_atomically(path: str, text: str | bytes) -> None:
@@ -135,6 +177,8 @@ def format_markdown(rows: Sequence[ResultRow], title: str = "") -> str:
   metrics = sorted({r.metric for r in rows}, key=lambda m: (m != MAIN_METRIC, m))
   value = {(r.dataset, r.template, r.template_lang, r.metric): r for r in rows}
   parts = [f"# Results{': ' + title if title else ''}", ""]
+  if describe_run(rows):
+    parts += [describe_run(rows), ""]
   left_out = sorted({d for r in rows for d in r.left_out_datasets})
   if left_out:
     parts += ["Left out, absent from the data (ALLOW_ABSENT_DATASETS): "

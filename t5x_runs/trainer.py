@@ -40,6 +40,7 @@ from t5x_runs import checkpoints
 from t5x_runs import distributed
 from t5x_runs import partitioning
 from t5x_runs import train_step
+from t5x_runs import results as results_lib
 from t5x_runs.models import MT5, MT5Config
 # The step itself lives in train_step.py (no TensorFlow, no seqio there);
 # these names are the trainer's API as well.
@@ -304,6 +305,7 @@ def train(*,
 
       step_fn = state.compile_step(model, optimizer, z_loss, num_microbatches)
       metadata = {
+          **results_lib.run_settings([mixture_or_task_name]),
           "model_config": dataclasses.asdict(config),
           "mixture_or_task_name": mixture_or_task_name,
           "task_feature_lengths": lengths, "batch_size": batch_size,

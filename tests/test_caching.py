@@ -260,16 +260,3 @@ def test_first_examples_of_a_score_eval_task_are_whole_examples(
   """batch_eval counts examples by distinct idx[0] (record indices)."""
   from t5x_runs import batch_eval  # pylint: disable=import-outside-toplevel
   assert batch_eval.rows_of_first_examples(EVAL_TASK, "validation", 3) == 6
-
-
-def test_seqio_additional_cache_dirs_flag():
-  from korani_tasks import errors  # pylint: disable=import-outside-toplevel
-  from t5x_runs import batch_eval, entrypoint  # pylint: disable=import-outside-toplevel
-  flag = "--seqio_additional_cache_dirs"
-  assert entrypoint.parse_cache_dirs_flag(
-      [f"{flag}=/data/c,gs://b/c", "--gin.X=1"]) == (
-          ["/data/c", "gs://b/c"], ["--gin.X=1"])
-  with pytest.raises(errors.ConfigError, match=flag):
-    entrypoint.parse_cache_dirs_flag([flag])
-  assert f"{flag}=/data/c" in batch_eval._command_bindings(
-      ["/runs/a", f"{flag}=/data/c"])

@@ -1,5 +1,7 @@
 """The evaluator: scores, result files and the results table."""
 
+import dataclasses
+import hashlib
 import json
 
 import pytest
@@ -39,6 +41,11 @@ def test_evaluate_writes_both_result_files(sentineg_run, tmp_path):
   table = (tmp_path / "results.md").read_text(encoding="utf-8")
   assert "| kobest_sentineg | sentiment | review_sentiment | 400 |" in table
   assert "## Per cluster: average of dataset medians" in table
+  assert {(r["vocabulary_sha256"], r["vocabulary_pieces"]) for r in written} == {
+      (hashlib.sha256((model_dir / "vocab.model").read_bytes()).hexdigest(),
+       2000)}
+  assert (f"Vocabulary: {model_dir / 'vocab.model'} (2000 pieces, sha256 "
+          f"{written[0]['vocabulary_sha256']}).") in table
   assert not list(tmp_path.glob("*.tmp"))
 
 
@@ -66,6 +73,19 @@ def test_summaries_follow_t0_median_over_templates():
   table = results.format_markdown(rows, "t")
   assert "| copa | sentence_completion | 60.0 | 60.0 |" in table
   assert "| sentence_completion | 45.0 |" in table
+
+
+def test_results_name_the_held_out_setting_and_vocabulary(tmp_path):
+  row = dataclasses.replace(
+      _row("copa", "sentence_completion", "a", "en", 51.5),
+      heldout_setting="t0", vocabulary="/v/spm.model",
+      vocabulary_sha256="ab12", vocabulary_pieces=250100)
+  results.write_results([row], str(tmp_path))
+  assert results.read_results(str(tmp_path)) == [row]
+  table = (tmp_path / results.RESULTS_MD).read_text()
+  assert table.splitlines()[2] == (
+      "Held-out setting: t0. Vocabulary: /v/spm.model (250100 pieces, "
+      "sha256 ab12).")
 
 
 def test_results_round_trip(tmp_path):

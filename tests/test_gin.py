@@ -7,10 +7,18 @@ import pytest
 
 from korani_tasks import errors
 from t5x_runs import configurables  # pylint: disable=unused-import
+from t5x_runs import flags
 from t5x_runs import gin_utils
 from t5x_runs.models import param_count
 
 GIN_DIR = pathlib.Path(gin_utils.GIN_DIR)
+
+
+def _configuration(argv):
+  """(files, bindings) of a command line, as every gin command reads it."""
+  args = flags.parse(flags.parser("test"), argv)
+  assert not isinstance(args, int), argv
+  return gin_utils.configuration(args)
 
 
 @pytest.fixture(autouse=True)
@@ -21,25 +29,25 @@ def _clear_gin():
 
 
 def test_flags_become_bindings_t5x_style():
-  files, bindings, rest = gin_utils.parse_flags([
+  files, bindings = _configuration([
       "--gin_file=gin/demo.gin", "--gin.MODEL_DIR=/tmp/run a",
       "--gin.TRAIN_STEPS=20", "--gin.VOCABULARY=None",
       "--gin.TASK_FEATURE_LENGTHS={'inputs': 8, 'targets': 4}",
       "--gin.MIXTURE_OR_TASK_NAME='korani_kobest_train'",
-      "--gin_bindings=SEED = 3", "--other"])
+      "--gin_bindings=SEED = 3", "--allow_absent_datasets"])
   assert files == [str(GIN_DIR / "demo.gin")]
   assert bindings == [
       "MODEL_DIR = '/tmp/run a'", "TRAIN_STEPS = 20", "VOCABULARY = None",
       "TASK_FEATURE_LENGTHS = {'inputs': 8, 'targets': 4}",
-      "MIXTURE_OR_TASK_NAME = 'korani_kobest_train'", "SEED = 3"]
-  assert rest == ["--other"]
+      "MIXTURE_OR_TASK_NAME = 'korani_kobest_train'", "SEED = 3",
+      "ALLOW_ABSENT_DATASETS = True"]
 
 
 def test_bad_flag_values_name_the_setting():
   with pytest.raises(errors.ConfigError, match="--gin.TASK_FEATURE_LENGTHS"):
-    gin_utils.parse_flags(["--gin.TASK_FEATURE_LENGTHS={'inputs': 8"])
+    _configuration(["--gin.TASK_FEATURE_LENGTHS={'inputs': 8"])
   with pytest.raises(errors.ConfigError, match="gin file 'nope.gin' not found"):
-    gin_utils.parse_flags(["--gin_file=nope.gin"])
+    _configuration(["--gin_file=nope.gin"])
 
 
 @pytest.mark.parametrize("size, expected", [
@@ -174,12 +182,12 @@ def test_search_paths_serve_includes(tmp_path, monkeypatch):
   (tmp_path / "top/run.gin").write_text("include 'part.gin'\nSTEPS = 3\n")
   (tmp_path / "lib/part.gin").write_text("PART = 'from lib'\n")
   monkeypatch.chdir(tmp_path / "top")
-  files, _, _ = gin_utils.parse_flags(
+  files, _ = _configuration(
       ["--gin_file=run.gin", f"--gin_search_paths={tmp_path / 'lib'}"])
   gin_utils.parse_gin(files, [])
   assert gin.query_parameter("%PART") == "from lib"
   with pytest.raises(errors.ConfigError, match="is not a folder"):
-    gin_utils.parse_flags([f"--gin_search_paths={tmp_path / 'none'}"])
+    _configuration([f"--gin_search_paths={tmp_path / 'none'}"])
 
 
 def test_unreadable_gin_files_and_includes_name_the_path(tmp_path):

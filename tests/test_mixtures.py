@@ -99,6 +99,17 @@ def test_unsuffixed_names_are_the_default_setting():
                 seqio.get_mixture_or_task(f"{mixture}_{default}").tasks})
 
 
+def test_a_mixtures_held_out_setting_is_named_for_the_run():
+  registered = seqio.MixtureRegistry.names()
+  default = heldout.default().name
+  assert heldout.mixture_setting("korani_train_t0", registered) == "t0"
+  assert heldout.mixture_setting("korani_heldout_score_eval_en_korani",
+                                 registered) == "korani"
+  assert heldout.mixture_setting("korani_train", registered) == default
+  assert heldout.mixture_setting("korani_kobest_boolq_ko_gpt3_style",
+                                 registered) == ""
+
+
 def test_rates_follow_the_cap_rule(raw_data_dir):
   mixture = seqio.get_mixture_or_task("korani_train_t0")
   name = "korani_kobest_boolq_ko_gpt3_style"

@@ -248,6 +248,16 @@ def test_plan_from_gin_reads_the_run_and_its_overrides():
                           [], num_devices=1)
 
 
+def test_a_required_macro_planning_reads_is_named():
+  """MODEL_DIR (required, unread) may stay unset; BATCH_SIZE may not."""
+  with pytest.raises(errors.ConfigError,
+                     match=r"trainer.train.batch_size = %BATCH_SIZE, and the "
+                     r"required macro BATCH_SIZE is not set: bind it "
+                     r"\(--gin.BATCH_SIZE=...\)"):
+    planner.plan_from_gin(_gin_files(), ["BATCH_SIZE = %gin.REQUIRED"],
+                          num_devices=1)
+
+
 def test_cli_prints_the_table(capsys, caplog):
   # An experiment file: includes (gin logs their search misses) and a
   # required MODEL_DIR that planning does not need.

@@ -26,7 +26,6 @@ from korani_tasks import paths
 from korani_tasks import protocol
 from korani_tasks.readers import release_csv
 from t5x_runs import configurables  # pylint: disable=unused-import
-from t5x_runs import entrypoint
 from t5x_runs import evaluator
 from t5x_runs import gin_utils
 from t5x_runs import results
@@ -101,12 +100,6 @@ def test_absent_raw_files_are_named(raw_data_dir):
   assert "nsmc/ratings_train.txt" in absent["naver_movie"]
   assert "naver_shopping" in absent
   assert "kobest_copa" not in absent
-
-
-def test_allow_absent_datasets_is_a_cli_switch():
-  assert entrypoint.parse_switch_flags(
-      ["--allow_absent_datasets", "--gin.X=1"]) == (
-          ["ALLOW_ABSENT_DATASETS = True"], ["--gin.X=1"])
 
 
 # Results: unscorable rows and left-out datasets, end to end.

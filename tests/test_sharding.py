@@ -360,26 +360,14 @@ def test_processes_train_together(session_vocab, tmp_path):
   assert stopped[0]["checkpoint_steps"] == stopped[0]["final_steps"]
 
 
-def test_distributed_flags_are_checked():
+def test_distributed_settings_are_checked():
   from korani_tasks import errors  # pylint: disable=import-outside-toplevel
-  from t5x_runs import entrypoint  # pylint: disable=import-outside-toplevel
-  settings, rest = entrypoint.parse_distributed_flags(
-      ["--coordinator_address=10.0.0.2:1234", "--process_count=4",
-       "--process_index=3", "--gin.X=1"])
-  assert settings == {"coordinator_address": "10.0.0.2:1234",
-                      "process_count": 4, "process_index": 3}
-  assert rest == ["--gin.X=1"]
-  with pytest.raises(errors.ConfigError, match="--process_count='four'"):
-    entrypoint.parse_distributed_flags(["--process_count=four"])
   with pytest.raises(errors.ConfigError, match="--process_index=4"):
     distributed.initialize("10.0.0.2:1234", 4, 4)
   with pytest.raises(errors.ConfigError, match="need --coordinator_address"):
     distributed.initialize(None, 4, 0)
   with pytest.raises(errors.ConfigError, match="HOST:PORT"):
     distributed.initialize("10.0.0.2", 2, 0)
-  settings, _ = entrypoint.parse_distributed_flags(
-      ["--heartbeat_timeout_seconds=20"])
-  assert settings == {"heartbeat_timeout_seconds": 20}
   # One host, no flags: nothing to initialize, one data shard.
   assert distributed.initialize() is False
   layout = partitioning.data_layout(partitioning.make_mesh(1).devices, 8)

@@ -3,6 +3,8 @@
 Resuming after a kill: tests/test_resume.py; determinism: test_determinism.py.
 """
 
+import hashlib
+
 import pytest
 
 from t5x_runs import checkpoints
@@ -44,7 +46,12 @@ def test_run_files_and_checkpoints(sentineg_run, session_vocab):
   assert result.model_config.vocab_size == 2048  # 2000 pieces, rounded to 128
   store = checkpoints.CheckpointStore(model_dir, read_only=True)
   assert store.all_steps() == [100, 200, 300]
-  assert store.metadata(300)["vocabulary"] == str(model_dir / "vocab.model")
+  metadata = store.metadata(300)
+  assert metadata["vocabulary"] == str(model_dir / "vocab.model")
+  assert metadata["vocabulary_sha256"] == hashlib.sha256(
+      session_vocab.read_bytes()).hexdigest()
+  assert metadata["vocabulary_pieces"] == 2000
+  assert metadata["heldout_setting"] == ""  # A task, of no held-out setting.
   store.close()
   assert list((model_dir / "train").glob("events.out.tfevents.*"))
 

@@ -260,7 +260,7 @@ def truncate_values(jinja: str) -> str:
 
 
 # The split is decided from the tags alone (regular expressions, no jinja
-# parse: registering ~1,000 tasks must stay fast). The analysis is
+# parse: registering every P3 task at import must stay fast). The analysis is
 # conservative: where it cannot tell, a template falls back to a more general
 # split, which renders the same text. Tests parse every converted template of
 # the package and compare its rendering with promptsource's render-then-split.

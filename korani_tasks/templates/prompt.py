@@ -278,7 +278,7 @@ class PromptTemplate:
     if not self.check_syntax:
       return
     # Parsing checks the syntax now; compiling waits for the first render
-    # (a fifth of the cost, which matters when 900 tasks register at import).
+    # (a fifth of the cost, which matters when every task registers at import).
     env = _ENVIRONMENTS[self.dialect]
     for name in ("input", "target", "answer_choices"):
       source = getattr(self, name)
