@@ -34,7 +34,7 @@ def configurables():
 # t5x's multi-host flags (t5x/train.py): --coordinator_address=HOST:PORT
 # --process_count=N --process_index=I. Not needed on a Cloud TPU slice.
 # --heartbeat_timeout_seconds: how soon a silent (killed) process stops the
-# job (JAX's default 100).
+# job (distributed.DEFAULT_HEARTBEAT_TIMEOUT_SECONDS; JAX's default is 100).
 _DISTRIBUTED_FLAGS = {"--coordinator_address": str, "--process_count": int,
                       "--process_index": int,
                       "--heartbeat_timeout_seconds": int}
