@@ -276,16 +276,11 @@ def _launch(tmp_path, vocabulary, name, process_count, devices, phases):
   Returns [(process, its log file)].
   """
   port = _free_port()
+  env = dict(os.environ,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
   launched = []
   for i in range(process_count):
     log = tmp_path / f"{name}{i}.log"
-    # Phases of one mesh compile the same step: from the second on, each
-    # process reads it from its own JAX compilation cache.
-    env = dict(os.environ,
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               JAX_COMPILATION_CACHE_DIR=str(tmp_path / f"jax_cache_{name}{i}"),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     with open(log, "w") as out:
       launched.append((subprocess.Popen(
           [sys.executable, str(SCRIPT), "process", "--process_index", str(i),
