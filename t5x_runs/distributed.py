@@ -283,6 +283,10 @@ class _FailureWatcher:
         message = f"process {me}: stopping because {report or lost}"
       logging.error("%s", message)
       _flush_logs()
+      if me == 0:
+        # Process 0 hosts the coordination service: give the others a
+        # moment to read the report before it goes (else JAX aborts them).
+        time.sleep(2 + 2 * cls.POLL_SECONDS)
       os._exit(EXIT_FAILED)  # pylint: disable=protected-access
 
 
