@@ -18,14 +18,18 @@ Layout under ``<model_dir>``, one folder per saved step::
 Saving (`CheckpointStore.save`) blocks the training loop only while the
 arrays are copied to host memory and the data iterators are written; orbax
 writes the arrays in a background thread (its async checkpointing) while
-training goes on. When every process has written its part, process 0 hashes
-the step and writes ``manifest.json`` in that same background thread, into
-orbax's temporary folder, before orbax renames the folder to its step: a
-finalized step carries its manifest, and a run killed while saving leaves no
-half-written step (a step that has none was written by an older version, or
-its manifest could not be written; it is checked by restoring it).
-``save(..., wait=True)`` (the end of a run, a save on SIGTERM) returns when
-the step is final.
+training goes on. When every process has written its part, the processes
+hash the step together, off the training loop: process 0 (in orbax's
+background thread) lists the step's files and gives each process a share
+of them, balanced by bytes; each process hashes its share in a thread of its
+own (`_ManifestShare`) and posts the digests through the coordination
+service's key-value store; process 0 gathers them and writes
+``manifest.json`` into orbax's temporary folder, atomically, before orbax
+renames the folder to its step: a finalized step carries its manifest, and
+a run killed while saving leaves no half-written step (a step that has none
+was written by an older version, or its manifest could not be written; it
+is checked by restoring it). ``save(..., wait=True)`` (the end of a run, a
+save on SIGTERM) returns when the step is final.
 
 Resuming (`CheckpointStore.restore_latest`): steps are tried newest first.
 At start-up a step's files are checked against its manifest by size, and the
@@ -53,7 +57,8 @@ save. Start-up checks sizes only (plus the small files' hashes) unless asked
 to verify the hashes (``VERIFY_CHECKPOINT_HASHES``, ``korani checkpoint
 verify --hash``): every host hashing a multi-GB step at every start would
 stall the pod. orbax's step metadata file (``_CHECKPOINT_METADATA``), which
-it updates when it renames the step, is not in the manifest.
+it updates when it renames the step, and its commit mark
+(``commit_success.txt``), written after the manifest, are not in it.
 
 The evaluator restores ``params`` alone (`restore`).
 """
@@ -65,6 +70,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from typing import Any
 import uuid
@@ -90,9 +96,16 @@ FULLY_HASHED_STEP_BYTES = 2 << 30
 HASHED_FILE_BYTES = 1 << 20
 # orbax's temporary folder of a step being saved: <step><suffix>.
 TMP_DIR_SUFFIX = ".orbax-checkpoint-tmp"
-# orbax's step metadata, rewritten when orbax renames a saved step.
+# orbax's step metadata, rewritten when orbax renames a saved step, and its
+# mark of a finalized step (object stores), written after the manifest.
 ORBAX_STEP_METADATA = "_CHECKPOINT_METADATA"
+ORBAX_COMMIT_MARK = "commit_success.txt"
 _HASH_THREADS = 8
+# Coordination-service keys of a save's manifest: <key>/plan, <key>/<process>.
+_MANIFEST_KEY = "korani/manifest"
+# How long process 0 waits for the others' digests (they hash a share of a
+# step that every process has finished writing).
+MANIFEST_TIMEOUT_SECONDS = 1800
 
 
 def checkpoint_dir(model_dir: str | os.PathLike) -> str:
@@ -297,6 +310,11 @@ class CheckpointStore:
     self.data_layout: dict[str, Any] | None = None
     self.retry = retry
     self._saving_step: int | None = None
+    # Saves so far: every process counts the same (saving is collective),
+    # which names each save's manifest keys.
+    self._saves = 0
+    self._manifest_key = ""
+    self._shares: list[_ManifestShare] = []  # this process's hashing
     self._manager = ocp.CheckpointManager(
         directory,
         options=ocp.CheckpointManagerOptions(
@@ -343,14 +361,21 @@ class CheckpointStore:
       logging.info("Checkpoint %d is already saved", step)
       return
     self._saving_step = step
+    self._saves += 1
+    self._manifest_key = f"{_MANIFEST_KEY}/{self._saves}"
     tick = time.perf_counter()
     self._manager.save(step, args=ocp.args.Composite(**items))
     if not self.async_save:
-      self._manager.wait_until_finished()
       if jax.process_index() == 0:
-        write_manifest(self.step_dir(step))
+        self._manager.wait_until_finished()
+        write_manifest(self.step_dir(step), self._manifest_key)
+      else:
+        _ManifestShare(self._manifest_key).run()
+        self._manager.wait_until_finished()
       logging.info("Saved checkpoint %d to %s", step, self.directory)
       return
+    if jax.process_index() != 0:
+      self._shares.append(_ManifestShare(self._manifest_key).start())
     logging.info("Saving checkpoint %d to %s in the background (the loop "
                  "waited %.2f s)", step, self.directory,
                  time.perf_counter() - tick)
@@ -360,10 +385,12 @@ class CheckpointStore:
   def wait_until_finished(self) -> None:
     """Waits for a background save (and its manifest) to be final."""
     self._manager.wait_until_finished()
+    self._shares = [share for share in self._shares if share.is_alive()]
 
   def _write_manifest_of_saving_step(self) -> None:
     """orbax's post-finalization callback (process 0, background thread):
-    every process has written the step, orbax has not renamed it yet."""
+    every process has written the step, orbax has not renamed it yet; the
+    other processes wait for their shares to hash."""
     step = self._saving_step
     final = self.step_dir(step)
     pending = final + TMP_DIR_SUFFIX
@@ -371,7 +398,7 @@ class CheckpointStore:
     # marks it complete) instead of renaming a temporary one.
     step_dir = pending if tf.io.gfile.isdir(pending) else final
     try:
-      write_manifest(step_dir)
+      write_manifest(step_dir, self._manifest_key)
     except Exception as e:  # pylint: disable=broad-except
       logging.error("Could not write the manifest of checkpoint %d (%s: %s); "
                     "it will be checked by restoring it", step,
@@ -559,6 +586,8 @@ class CheckpointStore:
 
   def close(self) -> None:
     self._manager.close()
+    for share in self._shares:
+      share.stop()
 
 
 def _move_folder(source: str, target: str) -> None:
@@ -638,26 +667,126 @@ def _files_under(directory: str) -> dict[str, int]:
   return files
 
 
-def write_manifest(step_dir: str) -> None:
+def _shares_by_bytes(sizes: dict[str, int], count: int) -> list[list[str]]:
+  """`count` disjoint lists of the files, of about equal bytes: largest
+  first, each to the share with the fewest bytes so far."""
+  shares, loads = [[] for _ in range(count)], [0] * count
+  for name in sorted(sizes, key=lambda n: (-sizes[n], n)):
+    lightest = loads.index(min(loads))
+    shares[lightest].append(name)
+    loads[lightest] += sizes[name]
+  return shares
+
+
+def _coordination_client():
+  from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
+  return jax_distributed.global_state.client
+
+
+class _ManifestShare(threading.Thread):
+  """A process other than 0 hashing its share of a saved step.
+
+  Waits (polling, so that `stop` ends it) for process 0's plan, posted once
+  every process has written the step: the step's folder and each process's
+  files. Hashes this process's files and posts their digests (or the error
+  that stopped it) for process 0 to gather.
+  """
+
+  POLL_MS = 1000
+
+  def __init__(self, key: str):
+    super().__init__(name=f"korani-manifest-{key}", daemon=True)
+    self.key = key
+    self.stopping = threading.Event()
+
+  def start(self) -> "_ManifestShare":
+    super().start()
+    return self
+
+  def stop(self) -> None:
+    self.stopping.set()
+    self.join()
+
+  def run(self) -> None:
+    client = _coordination_client()
+    while not self.stopping.is_set():
+      try:
+        plan = json.loads(client.blocking_key_value_get(f"{self.key}/plan",
+                                                        self.POLL_MS))
+        break
+      except Exception as e:  # pylint: disable=broad-except
+        if "DEADLINE_EXCEEDED" not in str(e):
+          logging.warning("No plan to hash checkpoint files (%s)",
+                          _first_line(e))
+          return
+    else:
+      return
+    names = plan["shares"][jax.process_index()]
+    try:
+      reply = {"sha256": _hash_files(plan["step_dir"], names)}
+    except Exception as e:  # pylint: disable=broad-except
+      reply = {"error": f"{type(e).__name__}: {_first_line(e)}"}
+    client.key_value_set(f"{self.key}/{jax.process_index()}",
+                         json.dumps(reply))
+
+
+def _gather_digests(key: str, step_dir: str, names: dict[str, int]
+                    ) -> dict[str, tuple[str, int]]:
+  """{name: (sha256, process that hashed it)}, hashed by all processes.
+
+  Process 0 posts the plan (`_ManifestShare`), hashes its own share and
+  waits for the others' digests.
+  """
+  count = jax.process_count() if key else 1
+  shares = _shares_by_bytes(names, count)
+  if count == 1:
+    return {n: (d, 0) for n, d in _hash_files(step_dir, shares[0]).items()}
+  client = _coordination_client()
+  client.key_value_set(f"{key}/plan", json.dumps(
+      {"step_dir": step_dir, "shares": shares}))
+  digests = {n: (d, 0) for n, d in _hash_files(step_dir, shares[0]).items()}
+  try:
+    for process in range(1, count):
+      reply = json.loads(client.blocking_key_value_get(
+          f"{key}/{process}", MANIFEST_TIMEOUT_SECONDS * 1000))
+      if "error" in reply:
+        raise OSError(f"process {process} could not hash its share of "
+                      f"{step_dir}: {reply['error']}")
+      digests.update({n: (d, process) for n, d in reply["sha256"].items()})
+  finally:
+    for process in range(count):
+      try:
+        client.key_value_delete(f"{key}/{'plan' if process == 0 else process}")
+      except Exception:  # pylint: disable=broad-except
+        pass  # a key left behind costs a few bytes in the service
+  return digests
+
+
+def write_manifest(step_dir: str, key: str = "") -> None:
   """Writes ``manifest.json`` of a saved step (atomically).
 
-  Example (a step over 2 GiB: its large files are only sized)::
+  With `key` (a save's coordination-service keys, from process 0 of a
+  multi-process run) every process hashes a share of the files; without
+  it, this process hashes them all. Each hash names the process that
+  made it. Example (a step over 2 GiB: its large files are only sized)::
 
-      {"files": {"params/manifest.ocdbt": {"bytes": 237, "sha256": "9f2c…"},
+      {"files": {"params/manifest.ocdbt": {"bytes": 237, "sha256": "9f2c…",
+                                           "hashed_by": 1},
                  "params/ocdbt.process_0/d/8a1e…": {"bytes": 269734211},
                  ...}}
   """
   sizes = {name: size for name, size in _files_under(step_dir).items()
-           if name not in (MANIFEST, MANIFEST + ".tmp", ORBAX_STEP_METADATA)}
+           if name not in (MANIFEST, MANIFEST + ".tmp", ORBAX_STEP_METADATA,
+                           ORBAX_COMMIT_MARK)}
   hash_all = sum(sizes.values()) <= FULLY_HASHED_STEP_BYTES
-  digests = _hash_files(step_dir, [
-      name for name, size in sorted(sizes.items())
-      if hash_all or size <= HASHED_FILE_BYTES])
+  digests = _gather_digests(key, step_dir, {
+      name: size for name, size in sizes.items()
+      if hash_all or size <= HASHED_FILE_BYTES})
   files = {}
   for name, size in sorted(sizes.items()):
     files[name] = {"bytes": size}
     if name in digests:
-      files[name]["sha256"] = digests[name]
+      files[name]["sha256"], files[name]["hashed_by"] = digests[name]
   path = os.path.join(step_dir, MANIFEST)
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:
     json.dump({"files": files}, f, indent=1)

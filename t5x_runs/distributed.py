@@ -24,8 +24,12 @@ they drive one global device mesh. Every process runs the same program:
   coordination service (`report_failure`); each process watches for such a
   report (`initialize` starts the watcher) and exits at once with the error
   in its own log, so a job never waits in a collective for a dead peer. A
-  process that dies without a word (SIGKILL, out of memory) is found by the
-  coordination service's heartbeats (``--heartbeat_timeout_seconds``).
+  process that dies without a word (SIGKILL, out of memory, a lost host) is
+  found by the same watchers: each posts a sign of life twice a second, and
+  a process silent for half of ``--heartbeat_timeout_seconds`` (30 s here,
+  JAX's default is 100) is named in the others' logs as they exit. The
+  coordination service's own heartbeats, with the full timeout, are the
+  backstop (they end a process with JAX's fatal error).
 * SIGTERM (how Cloud TPU and Kubernetes preempt a job) starts JAX's
   preemption protocol (`PreemptionHandler`): all processes agree on the next
   step to stop at, save a checkpoint there and exit. A process that cannot
@@ -37,6 +41,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -51,6 +56,8 @@ from korani_tasks import errors
 
 # Set on every worker of a Cloud TPU VM slice: the slice's worker hostnames.
 _TPU_WORKERS_ENV = "TPU_WORKER_HOSTNAMES"
+# How long (s) a process may be silent before the job stops (JAX: 100 s).
+DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 30
 
 
 def on_multi_host_tpu() -> bool:
@@ -62,7 +69,8 @@ def initialize(coordinator_address: str | None = None,
                process_count: int | None = None,
                process_index: int | None = None,
                cpu_collectives: str = "gloo",
-               heartbeat_timeout_seconds: int | None = None) -> bool:
+               heartbeat_timeout_seconds: int = DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
+               ) -> bool:
   """Starts JAX's distributed runtime when the run spans several processes.
 
   With a coordinator address all three settings are required (t5x's
@@ -70,11 +78,17 @@ def initialize(coordinator_address: str | None = None,
   one, a multi-worker Cloud TPU slice is detected and initialized
   automatically, and a single host runs as one process. Returns whether the
   runtime was started. Must run before anything uses a JAX device.
-  `heartbeat_timeout_seconds` (JAX's default: 100) is how long a process
-  may be silent before the job counts it as dead and stops.
+  `heartbeat_timeout_seconds` bounds how long a process may be silent
+  before the job counts it as dead and stops (`_FailureWatcher` names it
+  after half of that). The default is prompt, for a job that must not hold
+  a pod while a host is gone; raise it where hosts pause for longer (JAX's
+  own default is 100).
   """
-  timeouts = ({} if heartbeat_timeout_seconds is None else
-              {"heartbeat_timeout_seconds": heartbeat_timeout_seconds})
+  if heartbeat_timeout_seconds < 2:
+    raise errors.ConfigError(
+        f"--heartbeat_timeout_seconds={heartbeat_timeout_seconds} must be at "
+        "least 2")
+  timeouts = {"heartbeat_timeout_seconds": heartbeat_timeout_seconds}
   explicit = (coordinator_address, process_count, process_index)
   if coordinator_address is None:
     if process_count not in (None, 1) or process_index not in (None, 0):
@@ -86,7 +100,7 @@ def initialize(coordinator_address: str | None = None,
     logging.info("Cloud TPU slice with workers %s: initializing JAX's "
                  "distributed runtime", os.environ[_TPU_WORKERS_ENV])
     jax.distributed.initialize(**timeouts)
-    _FailureWatcher.start()
+    _FailureWatcher.start(heartbeat_timeout_seconds / 2)
     return True
   if None in explicit:
     raise errors.ConfigError(
@@ -105,7 +119,7 @@ def initialize(coordinator_address: str | None = None,
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=process_count,
                              process_id=process_index, **timeouts)
-  _FailureWatcher.start()
+  _FailureWatcher.start(heartbeat_timeout_seconds / 2)
   logging.info("Process %d of %d (coordinator %s), %d local of %d devices",
                jax.process_index(), jax.process_count(), coordinator_address,
                jax.local_device_count(), jax.device_count())
@@ -200,24 +214,30 @@ EXIT_PREEMPTED = 128 + signal.SIGTERM
 
 
 class _FailureWatcher:
-  """Watches (in a thread) for another process's failure report, then exits.
+  """Watches (in a thread) for another process's failure or loss, then exits.
 
   The main thread may be blocked in a collective that waits for the failed
   process; this thread is not, and ends the process with the error in its
-  log. It also exits when the coordination service goes away (process 0
-  died) while the run is still going. It polls (twice a second) rather
-  than blocking in the client, so that it can stop before JAX shuts the
-  client down at exit.
+  log. Twice a second it posts this process's sign of life (a counter) to
+  the coordination service and reads the others': a process whose counter
+  has not moved for `lost_after_seconds` (killed, out of memory, its host
+  gone) is named as lost. It also exits when the coordination service goes
+  away (process 0 died) while the run is still going. At a normal exit
+  (`stop`) a process marks itself done, so that the others, still running,
+  do not count it as lost. It polls rather than blocking in the client, so
+  that it can stop before JAX shuts the client down at exit.
   """
 
   POLL_SECONDS = 0.5
+  lost_after_seconds = float(DEFAULT_HEARTBEAT_TIMEOUT_SECONDS) / 2
   reporting = False  # this process is reporting its own failure
   stopping = threading.Event()  # normal exit: the service goes away
   thread: threading.Thread | None = None
 
   @classmethod
-  def start(cls) -> None:
+  def start(cls, lost_after_seconds: float) -> None:
     import atexit  # pylint: disable=import-outside-toplevel
+    cls.lost_after_seconds = lost_after_seconds
     # Runs before JAX's own atexit shutdown (registered when JAX started).
     atexit.register(cls.stop)
     cls.thread = threading.Thread(target=cls._watch, daemon=True,
@@ -229,28 +249,90 @@ class _FailureWatcher:
     cls.stopping.set()
     if cls.thread is not None:
       cls.thread.join()
+      try:
+        _client().key_value_set(f"{_ALIVE_KEY}/{jax.process_index()}",
+                                _DONE, allow_overwrite=True)
+      except Exception:  # pylint: disable=broad-except
+        pass  # the service is gone: nobody is left to watch
 
   @classmethod
   def _watch(cls) -> None:
     client = _client()
+    me = jax.process_index()
+    identity = f"{socket.gethostname()} pid {os.getpid()}"
+    peers = _Peers(me, jax.process_count(), cls.lost_after_seconds)
+    beat = 0
     while not cls.stopping.wait(cls.POLL_SECONDS):
+      beat += 1
       try:
-        report = client.key_value_try_get(_FAILURE_KEY)
+        client.key_value_set(f"{_ALIVE_KEY}/{me}", f"{beat} {identity}",
+                             allow_overwrite=True)
+        signs = client.key_value_dir_get(_ALIVE_KEY)
+        report = _try_get(client, _FAILURE_KEY)
       except Exception as e:  # pylint: disable=broad-except
-        if "NOT_FOUND" in str(e):
-          continue
         if cls.stopping.is_set() or cls.reporting:
           return
-        message = (f"process {jax.process_index()}: lost the coordination "
-                   f"service (process 0 stopped?): {str(e).splitlines()[0]}")
+        message = (f"process {me}: lost the coordination service (process "
+                   f"0 stopped?): {str(e).splitlines()[0]}")
       else:
         if cls.reporting:
           return
-        message = (f"process {jax.process_index()}: stopping because "
-                   f"{report}")
+        lost = peers.lost(signs, time.monotonic())
+        if report is None and lost is None:
+          continue
+        message = f"process {me}: stopping because {report or lost}"
       logging.error("%s", message)
       _flush_logs()
+      if me == 0:
+        # Process 0 hosts the coordination service: give the others a
+        # moment to read the report before it goes (else JAX aborts them).
+        time.sleep(2 + 2 * cls.POLL_SECONDS)
       os._exit(EXIT_FAILED)  # pylint: disable=protected-access
+
+
+def _try_get(client, key: str) -> str | None:
+  """The value of `key` in the coordination service, None if unset."""
+  try:
+    return client.key_value_try_get(key)
+  except Exception as e:  # pylint: disable=broad-except
+    if "NOT_FOUND" in str(e):
+      return None
+    raise
+
+
+_ALIVE_KEY = "korani/alive"
+_DONE = "done"
+
+
+class _Peers:
+  """The other processes' signs of life, as one watcher has seen them."""
+
+  def __init__(self, me: int, count: int, lost_after_seconds: float):
+    self.lost_after_seconds = lost_after_seconds
+    self.last_look = time.monotonic()
+    # process: (its last sign, when it changed); all start together.
+    self.seen = {p: ("", self.last_look) for p in range(count) if p != me}
+
+  def lost(self, signs: list[tuple[str, str]], now: float) -> str | None:
+    """Names the first process silent for too long, else None."""
+    # A pause of this watcher (a starved CPU, a process stopped) is not
+    # the others' silence: their clocks stand still meanwhile.
+    pause = now - self.last_look - 2 * _FailureWatcher.POLL_SECONDS
+    self.last_look = now
+    if pause > 0:
+      self.seen = {p: (sign, since + pause)
+                   for p, (sign, since) in self.seen.items()}
+    for key, sign in signs:
+      process = int(key.rsplit("/", 1)[1])
+      if process in self.seen and sign != self.seen[process][0]:
+        self.seen[process] = (sign, now)
+    for process, (sign, since) in sorted(self.seen.items()):
+      if sign != _DONE and now - since > self.lost_after_seconds:
+        where = f" ({sign.split(' ', 1)[1]})" if " " in sign else ""
+        return (f"process {process}{where} stopped responding: no sign of "
+                f"life for {now - since:.0f} s (killed, out of memory, or "
+                "its host failed; see its log)")
+    return None
 
 
 def report_failure(message: str, exit_code: int = EXIT_FAILED) -> None:
@@ -287,15 +369,25 @@ def report_failure(message: str, exit_code: int = EXIT_FAILED) -> None:
 
 
 def fail_fast(error: BaseException) -> None:
-  """In a multi-process run: logs `error`, reports it and exits at once.
+  """In a multi-process run: logs `error`, reports it and exits.
 
   Called where the error is caught, before any clean-up that might wait
   for the other processes (closing a checkpoint manager, a barrier).
+  An error of JAX's runtime may be a collective's whose peer died (gloo's
+  "Connection reset by peer"): the watcher is first given the time to find
+  and name a lost process, which is then the reported cause.
   """
   if jax.process_count() == 1:
     return
   logging.error("process %d failed", jax.process_index(),
                 exc_info=(type(error), error, error.__traceback__))
+  if isinstance(error, jax.errors.JaxRuntimeError):
+    logging.error("process %d: waiting up to %.0f s for the others' signs of "
+                  "life before reporting this error", jax.process_index(),
+                  _FailureWatcher.lost_after_seconds + 1)
+    _flush_logs()
+    # The watcher exits the process if it finds a lost one (or a report).
+    time.sleep(_FailureWatcher.lost_after_seconds + 1)
   report_failure(f"{type(error).__name__}: {error}")
 
 

@@ -12,7 +12,8 @@ distributed runtime are fixed when JAX starts. Two modes:
     # One of several processes on 127.0.0.1 (gloo collectives), running
     # phases NAME:NUM_PARTITIONS in turn: "train" (STEPS steps), "resume"
     # (STEPS - 1 steps, then resumed to STEPS), "sigterm" (process 1 gets
-    # SIGTERM after step 2), "fail" (the last process fails; must not return).
+    # SIGTERM after step 2), "fail" (the last process fails; must not
+    # return), "kill" (the last process is SIGKILLed; must not return).
     python tests/multidevice_train.py process --process_index 0 \\
         --process_count 2 --coordinator 127.0.0.1:PORT --model_dir DIR \\
         --vocabulary V --output result0.json --phases resume:4,train:2,fail:4
@@ -20,7 +21,7 @@ distributed runtime are fixed when JAX starts. Two modes:
 Each writes JSON: per run the logged losses, and (meshes mode) the shardings
 and per-device shard shapes of the parameters, or (process mode) per phase
 the digests of the host batches read, the final parameters' sha256 and
-path to an .npz copy.
+path to an .npz copy, and what each checkpoint's manifest covers.
 """
 
 import argparse
@@ -77,10 +78,60 @@ def _shardings(num_partitions, parameter_2d_sharding, vocab_size):
   return out
 
 
+def _microbatched_updates(mesh_shape=(4, 2)):
+  """One step of the sharded train step with NUM_MICROBATCHES 1 and 2.
+
+  On a data x model mesh, with plain SGD (its update is the gradient, so
+  the accumulated gradient itself is compared). Returns the largest
+  absolute difference of the updates and of the metrics, and the largest
+  update.
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  import optax  # pylint: disable=import-outside-toplevel
+  from flax import linen as nn  # pylint: disable=import-outside-toplevel
+  from t5x_runs import partitioning, trainer  # pylint: disable=import-outside-toplevel
+  from t5x_runs.models import MT5, mt5_config  # pylint: disable=import-outside-toplevel
+  data, model_parallel = mesh_shape
+  mesh = partitioning.make_mesh(model_parallel)
+  assert mesh.shape == {"data": data, "model": model_parallel}, mesh.shape
+  model = MT5(mt5_config("tiny", vocab_size=256, dropout_rate=0.0, **MODEL))
+  optimizer = optax.sgd(1.0)
+  rules = partitioning.standard_logical_axis_rules()
+  rng = np.random.RandomState(0)
+  targets = rng.randint(2, 256, (BATCH_SIZE, 6)).astype(np.int32)
+  for row in range(BATCH_SIZE):  # rows with 1..6 target tokens
+    targets[row, 1 + row % 6:] = 0
+  batch = {"encoder_input_tokens": rng.randint(2, 256, (BATCH_SIZE, 12)
+                                               ).astype(np.int32),
+           "decoder_input_tokens": np.pad(targets, [(0, 0), (1, 0)])[:, :-1],
+           "decoder_target_tokens": targets,
+           "decoder_loss_weights": (targets > 0).astype(np.float32)}
+  updates, metrics = {}, {}
+  for n in (1, 2):
+    state = trainer.init_train_state(model, optimizer, mesh, rules,
+                                     {"inputs": 12, "targets": 6}, seed=0)
+    before = jax.tree.map(np.asarray, state.params)
+    with mesh, nn.logical_axis_rules(rules):
+      step = state.compile_step(model, optimizer, 1e-4, num_microbatches=n)
+      params, _, metrics[n] = step(
+          state.params, state.opt_state,
+          jax.device_put(batch, partitioning.batch_sharding(mesh)),
+          jax.random.PRNGKey(1))
+    updates[n] = jax.tree.map(lambda a, b: np.asarray(a) - b, params, before)
+  return {
+      "update_diff": max(float(np.abs(a - b).max()) for a, b in zip(
+          jax.tree.leaves(updates[1]), jax.tree.leaves(updates[2]))),
+      "largest_update": max(float(np.abs(a).max())
+                            for a in jax.tree.leaves(updates[1])),
+      "metrics": {k: [float(metrics[1][k]), float(metrics[2][k])]
+                  for k in metrics[1]}}
+
+
 def run_meshes(args):
   import jax  # pylint: disable=import-outside-toplevel
   from korani_tasks import errors  # pylint: disable=import-outside-toplevel
-  results = {"device_count": jax.device_count()}
+  results = {"device_count": jax.device_count(),
+             "microbatches": _microbatched_updates()}
   try:
     _train(os.path.join(args.model_dir, "uneven"), args.vocabulary, 1,
            batch_size=12)
@@ -122,15 +173,15 @@ def _record_batches():
   return seen
 
 
-def _stop_at_step(step, process_index):
-  """Sends this process SIGTERM once the trainer logs `step`."""
+def _signal_at_step(step, process_index, signum=signal.SIGTERM):
+  """Sends this process `signum` once the trainer logs `step`."""
   import jax  # pylint: disable=import-outside-toplevel
 
   class Handler(logging.Handler):
     def emit(self, record):
       if (jax.process_index() == process_index
           and record.getMessage().startswith(f"step {step}/")):
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signum)
   logging.getLogger().addHandler(Handler())
   logging.getLogger().setLevel(logging.INFO)
 
@@ -150,12 +201,29 @@ def _final_params(model_dir, model_config, npz):
   return npz, digest.hexdigest()
 
 
+def _manifest_check(step_dir):
+  """What a step's manifest covers and whether its files match it."""
+  from t5x_runs import checkpoints  # pylint: disable=import-outside-toplevel
+  with open(os.path.join(step_dir, checkpoints.MANIFEST)) as f:
+    files = json.load(f)["files"]
+  written = set()
+  for root, _, names in os.walk(step_dir):
+    written.update(os.path.relpath(os.path.join(root, n), step_dir)
+                   for n in names)
+  return {"missing": sorted(written - set(files) - {
+              checkpoints.MANIFEST, checkpoints.ORBAX_STEP_METADATA,
+              checkpoints.ORBAX_COMMIT_MARK}),
+          "unhashed": sorted(n for n, e in files.items() if "sha256" not in e),
+          "hashed_by": sorted({e["hashed_by"] for e in files.values()}),
+          "problem": checkpoints.check_manifest(step_dir, verify_hashes=True)}
+
+
 def run_process(args):
   """Runs the phases of `args.phases` (module docstring), writing results."""
   import jax  # pylint: disable=import-outside-toplevel
   from t5x_runs import checkpoints, distributed  # pylint: disable=import-outside-toplevel
   distributed.initialize(args.coordinator, args.process_count,
-                         args.process_index, heartbeat_timeout_seconds=20)
+                         args.process_index)
   batches = _record_batches()
   results = {"process_index": jax.process_index(),
              "process_count": jax.process_count(),
@@ -179,7 +247,7 @@ def run_process(args):
     elif name == "sigterm":
       # Process 1 gets SIGTERM after step 2 of 1000: all stop at one step
       # (with a grace period that a slow machine cannot run out of).
-      _stop_at_step(2, process_index=1)
+      _signal_at_step(2, process_index=1)
       runs = [_train(model_dir, args.vocabulary, 1000,
                      num_partitions=partitions, checkpoint_period=1000,
                      preemption_grace_seconds=600)]
@@ -193,8 +261,15 @@ def run_process(args):
       except RuntimeError as e:
         distributed.report_failure(f"{type(e).__name__}: {e}")
       raise AssertionError("the failure must have stopped every process")
+    elif name == "kill":
+      # The last process is killed (SIGKILL: no word to the others) after
+      # step 1; the others wait for it in step 2's collectives.
+      _signal_at_step(1, jax.process_count() - 1, signal.SIGKILL)
+      _train(model_dir, args.vocabulary, STEPS, num_partitions=partitions)
+      raise AssertionError("the lost process must have stopped every process")
     store = checkpoints.CheckpointStore(model_dir, read_only=True)
     steps = store.all_steps()
+    manifests = {step: _manifest_check(store.step_dir(step)) for step in steps}
     store.close()
     npz, digest = _final_params(model_dir, runs[0].model_config,
                                 f"{base}_{phase.replace(':', '_')}.npz")
@@ -203,7 +278,8 @@ def run_process(args):
         "start_steps": [run.start_step for run in runs],
         "final_steps": [run.final_step for run in runs],
         "preempted": [run.preempted for run in runs],
-        "checkpoint_steps": steps, "batches": batches[first:],
+        "checkpoint_steps": steps, "manifests": manifests,
+        "batches": batches[first:],
         "params_npz": npz, "params_sha256": digest}
     _write(results, args.output)
   return results

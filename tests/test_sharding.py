@@ -185,6 +185,14 @@ def test_meshes_of_8_devices_match_one_device(session_vocab, tmp_path):
   _wait(proc)
   results = json.loads((tmp_path / "meshes.json").read_text())
   assert results["device_count"] == 8
+  # NUM_MICROBATCHES=2 on 4 data x 2 model devices: the update of one step
+  # (SGD: the accumulated gradient) and its metrics equal the full batch's.
+  micro = results["microbatches"]
+  print("microbatches 1 vs 2 on 4x2:", micro)
+  assert micro["largest_update"] > 1e-3  # the update is not trivial
+  assert micro["update_diff"] <= 1e-6 + 1e-4 * micro["largest_update"], micro
+  for key, (full, accumulated) in micro["metrics"].items():
+    np.testing.assert_allclose(accumulated, full, rtol=1e-5, err_msg=key)
   assert "batch_size=12 (gin BATCH_SIZE) must be divisible by the 8 data-" in (
       results["uneven_batch_error"])
   base_losses = [loss for _, loss in base.losses]
@@ -192,6 +200,8 @@ def test_meshes_of_8_devices_match_one_device(session_vocab, tmp_path):
   for mesh_name in ("8x1/2d", "4x2", "1x8"):
     run = results[mesh_name]
     losses = [loss for _, loss in run["losses"]]
+    print(f"losses on mesh {mesh_name}: {losses} (one device: "
+          f"{base_losses})")
     np.testing.assert_allclose(losses, base_losses, rtol=LOSS_RTOL,
                                err_msg=mesh_name)
     _assert_close_params(_params(run["model_dir"], base.model_config), want)
@@ -298,28 +308,40 @@ def _finish(launched, timeout=1200):
 @pytest.mark.slow
 def test_processes_train_together(session_vocab, tmp_path):
   """Model groups inside a process, one across processes, several replicas
-  each across processes: every layout trains as one process does.
+  each across processes: every layout trains as one process does, and
+  writes checkpoints whose manifests all processes hashed.
 
   Layouts (batch 8, 4 steps): 2 processes x 2 devices with num_partitions=4
   (one replica over both: the whole data in each) and 2 (a replica per
   process, 2 shards); 4 processes x 2 devices with num_partitions=4 (2
-  replicas of 2 processes each). Then the last of the 2 processes fails,
-  and on the 4 one gets SIGTERM: the others stop too.
+  replicas of 2 processes each). Then the last of the 2 processes is
+  killed (SIGKILL), and on the 4 one gets SIGTERM, then the last fails:
+  the others stop too, naming it.
   """
   # The references also prepare the TFDS data before the processes read it.
   one_losses, one_params = _reference_run(session_vocab, script.STEPS, 1)
   two_losses, two_params = _reference_run(session_vocab, script.STEPS, 2)
-  two = _launch(tmp_path, session_vocab, "two", 2, 2, "resume:4,train:2,fail:4")
-  four = _launch(tmp_path, session_vocab, "four", 4, 2, "train:4,sigterm:4")
+  two = _launch(tmp_path, session_vocab, "two", 2, 2, "resume:4,train:2,kill:4")
+  four = _launch(tmp_path, session_vocab, "four", 4, 2,
+                 "train:4,sigterm:4,fail:4")
   codes, logs = {}, {}
+  # The bounds are liveness limits: a survivor that waited for its lost
+  # peer forever would hold the test until CI's own timeout.
   codes["two"], logs["two"] = _finish(two)
   codes["four"], logs["four"] = _finish(four)
-  # The failure: process 1 reports it, process 0 stops with it in its log.
-  assert codes["two"] == [distributed.EXIT_FAILED] * 2, logs["two"]
-  assert re.search(r"process 0: stopping because process 1 failed: "
-                   r"RuntimeError: injected failure reading batch \d+",
+  # SIGKILL: process 1 is gone without a word; process 0 names it.
+  assert codes["two"] == [distributed.EXIT_FAILED, -signal.SIGKILL], (
+      codes["two"], logs["two"][0][-3000:])
+  assert re.search(r"process 0: stopping because process 1 \(\S+ pid \d+\) "
+                   r"stopped responding: no sign of life for \d+ s",
                    logs["two"][0]), logs["two"][0][-3000:]
-  assert codes["four"] == [0] * 4, [log[-3000:] for log in logs["four"]]
+  # The failure: process 3 reports it, the others stop with it in their logs.
+  assert codes["four"] == [distributed.EXIT_FAILED] * 4, [
+      log[-3000:] for log in logs["four"]]
+  for i in range(3):
+    assert re.search(rf"process {i}: stopping because process 3 failed: "
+                     r"RuntimeError: injected failure reading batch \d+",
+                     logs["four"][i]), logs["four"][i][-3000:]
   two = [json.loads((tmp_path / f"two{i}.json").read_text())
          for i in range(2)]
   four = [json.loads((tmp_path / f"four{i}.json").read_text())
@@ -328,6 +350,8 @@ def test_processes_train_together(session_vocab, tmp_path):
 
   def check(results, phase, groups, ref_losses, ref_params):
     runs = [r[phase] for r in results]
+    print(f"{len(runs)} processes, {phase}: losses {runs[0]['losses']} "
+          f"(one process: {ref_losses})")
     # The processes agree exactly (replicated results after all-reduces)...
     assert all(r["losses"] == runs[0]["losses"] for r in runs), phase
     assert len({r["params_sha256"] for r in runs}) == 1, phase
@@ -343,6 +367,14 @@ def test_processes_train_together(session_vocab, tmp_path):
                                rtol=LOSS_RTOL, err_msg=phase)
     with np.load(runs[0]["params_npz"]) as got:
       _assert_close_params(dict(got), ref_params)
+    # Every checkpoint's manifest covers all its files, hashed by all the
+    # processes (each a share), and the files match it.
+    manifests = runs[0]["manifests"]
+    assert sorted(map(int, manifests)) == runs[0]["checkpoint_steps"], phase
+    for step, manifest in manifests.items():
+      assert manifest == {"missing": [], "unhashed": [],
+                          "hashed_by": list(range(len(runs))),
+                          "problem": None}, (phase, step)
     return runs[0]
 
   resumed = check(two, "resume:4", [(0, 1)], one_losses, one_params)
@@ -360,7 +392,40 @@ def test_processes_train_together(session_vocab, tmp_path):
   assert stopped[0]["checkpoint_steps"] == stopped[0]["final_steps"]
 
 
-def test_distributed_settings_are_checked():
+def test_a_silent_process_is_named_after_the_limit():
+  """The watcher's view of the others' signs of life (no processes)."""
+  peers = distributed._Peers(0, 3, lost_after_seconds=5)  # pylint: disable=protected-access
+  start = peers.last_look
+  key = distributed._ALIVE_KEY  # pylint: disable=protected-access
+  signs = [(f"{key}/0", "9 a pid 1"), (f"{key}/1", "1 hostb pid 22"),
+           (f"{key}/2", "1 hostc pid 33")]
+  assert peers.lost(signs, start + 0.5) is None
+  # Process 1 keeps counting, process 2 stops: 2 is lost after 5 s.
+  for t in range(1, 6):
+    signs[1] = (f"{key}/1", f"{t + 1} hostb pid 22")
+    assert peers.lost(signs, start + 0.5 + t) is None
+  signs[1] = (f"{key}/1", "7 hostb pid 22")
+  assert peers.lost(signs, start + 6.6) == (
+      "process 2 (hostc pid 33) stopped responding: no sign of life for 6 s "
+      "(killed, out of memory, or its host failed; see its log)")
+  # A process that finished (marked done) is never lost.
+  signs[2] = (f"{key}/2", distributed._DONE)  # pylint: disable=protected-access
+  signs[1] = (f"{key}/1", "8 hostb pid 22")
+  assert peers.lost(signs, start + 7.1) is None
+  assert peers.lost(signs, start + 7.6) is None
+  # This watcher paused for 60 s (starved): the others' clocks stood still.
+  signs[1] = (f"{key}/1", "9 hostb pid 22")
+  assert peers.lost(signs, start + 8.1) is None
+  assert peers.lost(signs, start + 68.1) is None
+  # Then, looking twice a second, it finds process 1 silent 5 s later.
+  t = 68.1
+  while (lost := peers.lost(signs, start + t)) is None:
+    t += 0.5
+  assert lost.startswith("process 1 (hostb pid 22) stopped responding")
+  assert 68.1 + 4 <= t <= 68.1 + 6
+
+
+def test_distributed_flags_are_checked():
   from korani_tasks import errors  # pylint: disable=import-outside-toplevel
   with pytest.raises(errors.ConfigError, match="--process_index=4"):
     distributed.initialize("10.0.0.2:1234", 4, 4)
@@ -368,6 +433,12 @@ def test_distributed_settings_are_checked():
     distributed.initialize(None, 4, 0)
   with pytest.raises(errors.ConfigError, match="HOST:PORT"):
     distributed.initialize("10.0.0.2", 2, 0)
+  from t5x_runs import flags  # pylint: disable=import-outside-toplevel
+  args = flags.parse(flags.parser("t"), ["--heartbeat_timeout_seconds=20"])
+  assert flags.distributed_settings(args) == {"heartbeat_timeout_seconds": 20}
+  with pytest.raises(errors.ConfigError,
+                     match="--heartbeat_timeout_seconds=1 must be at least 2"):
+    distributed.initialize("10.0.0.2:1234", 2, 0, heartbeat_timeout_seconds=1)
   # One host, no flags: nothing to initialize, one data shard.
   assert distributed.initialize() is False
   layout = partitioning.data_layout(partitioning.make_mesh(1).devices, 8)
