@@ -56,17 +56,18 @@ if BENCH_DIR not in sys.path:
   sys.path.insert(0, BENCH_DIR)
 
 import bench_throughput  # pylint: disable=wrong-import-position
+
+if REPO not in sys.path:
+  sys.path.insert(0, REPO)
+from t5x_runs import xla_flags  # pylint: disable=wrong-import-position
 PARTS = ("throughput", "packing", "import")
 SHAPES = ("tiny", "small")
 VERSION_PACKAGES = ("jax", "jaxlib", "flax", "optax", "torch", "transformers",
                     "tensorflow", "seqio")
 
-# XLA:CPU's YNNPACK fusions limited to matmuls: by default it also takes
-# over reductions and elementwise ops, and its reductions over the batch
-# axis (the relative-position-bias gradient of every attention layer) are
-# slow. Measured (CPU seconds per step, this machine): tiny 0.77 -> 0.55-0.61,
-# small 18.1 -> 16.0; the matmul peak is unchanged or faster.
-DEFAULT_XLA_FLAGS = "--xla_cpu_experimental_ynn_fusion_type=dot"
+# The trainer's own XLA flags (t5x_runs/xla_flags.py, which `korani train`
+# applies too), so that the benchmark times the step as users run it.
+DEFAULT_XLA_FLAGS = xla_flags.with_defaults("")
 
 # Step counts: (warm-up steps, most timed steps, seconds of timed steps);
 # at least bench_throughput.MIN_TIMED_STEPS are timed whatever the budget.
