@@ -59,6 +59,8 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
   processes at once (`distributed.report_failure`). A run that SIGTERM
   stopped (after its checkpoint) exits with status 143.
   """
+  from t5x_runs import xla_flags  # pylint: disable=import-outside-toplevel
+  xla_flags.apply()  # before anything starts JAX's backend
   if isinstance(argv, argparse.Namespace):
     args = argv
   else:
@@ -71,8 +73,6 @@ def run_with_gin(argv: Sequence[str] | None, run: Callable[[], object],
           "--gin_file", file=sys.stderr)
     return EXIT_USAGE
   setup_logging()
-  from t5x_runs import xla_flags  # pylint: disable=import-outside-toplevel
-  xla_flags.apply()  # before anything starts JAX's backend
   from korani_tasks import errors  # pylint: disable=import-outside-toplevel
   try:
     from t5x_runs import gin_utils  # pylint: disable=import-outside-toplevel
