@@ -416,19 +416,6 @@ def download(names: Iterable[str] | None, data_dir: os.PathLike | str, *,
   return results
 
 
-@contextlib.contextmanager
-def _data_dir_env(data_dir: os.PathLike | str):
-  old = os.environ.get(paths.DATA_DIR_ENV)
-  os.environ[paths.DATA_DIR_ENV] = os.fspath(data_dir)
-  try:
-    yield
-  finally:
-    if old is None:
-      os.environ.pop(paths.DATA_DIR_ENV, None)
-    else:
-      os.environ[paths.DATA_DIR_ENV] = old
-
-
 def prepare(names: Sequence[str], data_dir: os.PathLike | str,
             tfds_data_dir: os.PathLike | str | None = None,
             log: Callable[[str], None] = print) -> list[str]:
@@ -443,7 +430,7 @@ def prepare(names: Sequence[str], data_dir: os.PathLike | str,
   from korani_tasks import sources
   # pylint: enable=import-outside-toplevel
   prepared = []
-  with _data_dir_env(data_dir):
+  with paths.using_data_dir(data_dir):
     for name in dict.fromkeys(names):
       if name not in readers.RAW_DATASETS:
         log(f"{name}: no reader yet (korani_tasks/readers); not prepared")

@@ -1,7 +1,9 @@
 """Where raw data, prepared datasets and caches live.
 
 The raw data folder (the canonical files, as their publishers release them) is
-given by the environment variable ``KORANI_DATA_DIR``; its layout is
+the one a command was given (`using_data_dir`, e.g. ``korani data prepare
+--data-dir``, the demo), else the environment variable ``KORANI_DATA_DIR``; its
+layout is
 
     $KORANI_DATA_DIR/kobest/BoolQ/{train,dev,test}.tsv
     $KORANI_DATA_DIR/beep/labeled/{train,dev}.tsv
@@ -20,6 +22,8 @@ Prepared TFDS datasets go where TFDS puts them (``TFDS_DATA_DIR``, default
 gs:// ones (`korani_tasks.storage`).
 """
 
+from collections.abc import Iterator
+import contextlib
 import os
 import pathlib
 
@@ -42,14 +46,41 @@ MISSING_DATA_HELP = (
 )
 
 
+# The folder given to `using_data_dir`; None: $KORANI_DATA_DIR. A module
+# setting, not a context variable: tf.data reads the files on its own threads.
+_given_data_dir: str | None = None
+
+
+@contextlib.contextmanager
+def using_data_dir(path: os.PathLike | str) -> Iterator[epath.Path]:
+  """Makes `data_dir()` return `path` inside the block (then what it was).
+
+  How a command passes its ``--data-dir`` to the readers and TFDS builders
+  without changing the process environment (which subprocesses inherit)::
+
+      with paths.using_data_dir("/data/korani_raw"):
+        sources.prepare(tfds.builder_cls("kobest_copa"))
+  """
+  global _given_data_dir
+  previous, _given_data_dir = _given_data_dir, os.fspath(path)
+  try:
+    yield storage.path(_given_data_dir)
+  finally:
+    _given_data_dir = previous
+
+
 def data_dir(required: bool = True) -> epath.Path | None:
-  """Returns the raw data folder named by ``$KORANI_DATA_DIR``.
+  """The raw data folder: `using_data_dir`'s, else ``$KORANI_DATA_DIR``'s.
 
   Raises:
-    MissingDataError: if ``required`` and the variable is unset or the folder
-      does not exist; the message says what to do.
+    MissingDataError: if ``required`` and neither names a folder or the
+      folder does not exist; the message says what to do.
   """
-  value = os.environ.get(DATA_DIR_ENV)
+  if _given_data_dir is not None:
+    value, where = _given_data_dir, f"the data folder {_given_data_dir}"
+  else:
+    value = os.environ.get(DATA_DIR_ENV)
+    where = f"{DATA_DIR_ENV}={value}"
   if not value:
     if not required:
       return None
@@ -60,7 +91,7 @@ def data_dir(required: bool = True) -> epath.Path | None:
     if not required:
       return None
     raise errors.MissingDataError(
-        f"{DATA_DIR_ENV}={value} is not a folder.\n"
+        f"{where} is not a folder.\n"
         + MISSING_DATA_HELP.format(env=DATA_DIR_ENV))
   return path
 
@@ -79,8 +110,8 @@ MISSING_RELEASE_HELP = (
 def release_dir(required: bool = True) -> epath.Path | None:
   """Returns the KORANI release folder.
 
-  That is ``$KORANI_RELEASE_DIR`` where it is set, else
-  ``$KORANI_DATA_DIR/KORANI``.
+  That is ``$KORANI_RELEASE_DIR`` where it is set, else the raw data
+  folder's (`data_dir`) ``KORANI``.
 
   Raises:
     MissingDataError: if ``required`` and the folder does not exist (or
@@ -92,7 +123,7 @@ def release_dir(required: bool = True) -> epath.Path | None:
     path = storage.path(value)
     where = f"{RELEASE_DIR_ENV}={value}"
   else:
-    data = os.environ.get(DATA_DIR_ENV)
+    data = _given_data_dir or os.environ.get(DATA_DIR_ENV)
     if not data:
       if not required:
         return None

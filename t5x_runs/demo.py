@@ -70,8 +70,8 @@ def _unreachable(url: str) -> str | None:
 def ensure_data(progress: bool = True) -> pathlib.Path:
   """The demo's raw data folder, with its KoBEST files fetched if absent.
 
-  The folder is $KORANI_DATA_DIR, else `default_data_dir()` (then exported
-  as $KORANI_DATA_DIR for the tasks). Missing files are downloaded from their
+  The folder is $KORANI_DATA_DIR, else `default_data_dir()`; the demo runs
+  its tasks on it with `paths.using_data_dir`. Missing files are downloaded from their
   catalog URLs, or from $KORANI_DOWNLOAD_MIRROR. Offline (the first URL does
   not answer within a few seconds) it fails at once, listing the files and
   the `korani data download --mirror URL` command.
@@ -107,7 +107,6 @@ def ensure_data(progress: bool = True) -> pathlib.Path:
           f"KoBEST file(s); downloading {', '.join(names)} from "
           f"{mirror or 'their catalog URLs'}", file=sys.stderr, flush=True)
     download.download(names, data_dir, mirror=mirror, progress=progress)
-  os.environ[paths.DATA_DIR_ENV] = str(data_dir)
   return data_dir
 
 
@@ -127,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args
   output = os.path.abspath(args.output)
   try:
-    ensure_data()
+    data_dir = ensure_data()
   except download.DownloadError as e:
     print(f"korani demo: error: {e}\n{download.MIRROR_HELP}", file=sys.stderr)
     return 1
@@ -145,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     registered.trainer.train()
     registered.evaluator.evaluate()
 
-  status = entrypoint.run_with_gin(args, run, name="korani demo")
+  with paths.using_data_dir(data_dir):
+    status = entrypoint.run_with_gin(args, run, name="korani demo")
   if status == 0:
     with open(os.path.join(output, "results.md"), encoding="utf-8") as f:
       print(f.read())

@@ -23,18 +23,50 @@ def test_loss_falls(sentineg_run):
   assert last < 0.5 * first, f"loss went from {first:.3f} to {last:.3f}"
 
 
+def _untrained_accuracy(model_dir) -> float:
+  """Accuracy on SentiNeg dev of the run's model at its initialization."""
+  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  from flax import linen as nn
+  from korani_tasks import vocab as vocab_lib
+  from t5x_runs import partitioning
+  from t5x_runs import scoring
+  from t5x_runs.models import MT5
+  # pylint: enable=import-outside-toplevel
+  config = trainer.load_model_config(str(model_dir))
+  vocab_lib.use_vocabulary(str(model_dir / trainer.VOCAB_FILE))
+  mesh = partitioning.make_mesh(1)
+  with mesh, nn.logical_axis_rules(partitioning.standard_logical_axis_rules()):
+    trained, _ = evaluator.restore_params(str(model_dir), config, mesh)
+    dummy = jnp.ones((1, 8), jnp.int32)
+    initial = nn.meta.unbox(MT5(config).init(
+        jax.random.PRNGKey(0), dummy, dummy)["params"])
+    initial = jax.tree.map(lambda x, t: jax.device_put(x, t.sharding),
+                           initial, trained)
+    scorer = scoring.make_scorer(MT5(config), initial, mesh, 64, 1024, 256)
+    rows = evaluator.evaluate_tasks(
+        evaluator.make_evaluator(SENTINEG + "_score_eval", "validation"),
+        scorer, step=0, split="validation")
+  return {r.metric: r.value for r in rows}["accuracy"]
+
+
 @pytest.mark.slow
-def test_seen_task_beats_chance_on_dev(sentineg_run):
+def test_seen_task_beats_the_untrained_model_and_chance_on_dev(sentineg_run):
   model_dir, _ = sentineg_run
   rows = evaluator.evaluate(
       model_dir=str(model_dir),
       mixture_or_task_name=SENTINEG + "_score_eval",
       output_dir=str(model_dir / "eval"), progress=False)
   accuracy = {r.metric: r.value for r in rows}["accuracy"]
-  # KoBEST SentiNeg dev is balanced (200/200): chance is 50%.
+  untrained = _untrained_accuracy(model_dir)
+  # KoBEST SentiNeg dev is balanced (200/200): chance is 50%, and an
+  # untrained model (which may prefer one answer) is near it.
   assert accuracy >= 65.0, (
       f"tiny model after 300 steps: {accuracy:.1f}% on SentiNeg dev "
       "(chance 50%)")
+  assert accuracy >= untrained + 10.0, (
+      f"trained {accuracy:.1f}% vs untrained {untrained:.1f}% on SentiNeg dev")
 
 
 @pytest.mark.slow

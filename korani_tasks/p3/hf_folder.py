@@ -85,6 +85,15 @@ def _split_pattern(split: str) -> re.Pattern:
       rf"^(?:{re.escape(split)}{_SHARD}|.+-{re.escape(split)}{_SHARD})$")
 
 
+def _files_under(folder: pathlib.Path) -> list[pathlib.Path]:
+  """The files in `folder` and its subfolders (epath's gs:// paths have no
+  recursive ``rglob``: one listing per folder)."""
+  files = []
+  for entry in folder.iterdir():
+    files += _files_under(entry) if entry.is_dir() else [entry]
+  return files
+
+
 def find_split_files(folder: pathlib.Path,
                      split: str) -> tuple[pathlib.Path, ...]:
   """The files of `split` in a dataset folder (see the module docstring).
@@ -99,8 +108,8 @@ def find_split_files(folder: pathlib.Path,
            if p.is_file() and p.suffix in EXTENSIONS and pattern.match(p.stem)]
   split_folder = folder / split
   if split_folder.is_dir():
-    found += [p for p in split_folder.rglob("*")
-              if p.is_file() and p.suffix in EXTENSIONS]
+    found += [p for p in _files_under(split_folder)
+              if p.suffix in EXTENSIONS]
   found.sort()
   formats = sorted({p.suffix for p in found})
   if len(formats) > 1:
