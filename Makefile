@@ -21,6 +21,9 @@ BIN := $(VENV)/bin
 KORANI_DATA_DIR ?= $(wildcard $(abspath ../shared/data/raw))
 DEMO_OUTPUT ?= demo_output
 PYTEST_ARGS ?=
+# Test worker processes (pytest-xdist); each takes whole test files, in
+# order, and its own session fixtures. 0: one process.
+TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
 export KORANI_DATA_DIR
@@ -40,7 +43,7 @@ demo: install
 	$(BIN)/korani demo --output $(DEMO_OUTPUT)
 
 test: install
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)

@@ -60,9 +60,10 @@ setuptools.setup(
     extras_require={
         # transformers + PyTorch (CPU build) check the Hugging Face round
         # trip; torch is pinned to the CPU wheel this environment carries.
-        # hypothesis: the fuzz tests of templates and readers.
-        "test": ["pytest>=8", "pytest-timeout", "transformers>=4.40",
-                 "torch==2.13.0", "hypothesis>=6.100"],
+        # hypothesis: the fuzz tests of templates and readers; pytest-xdist:
+        # `make test` runs the test files on TEST_WORKERS processes.
+        "test": ["pytest>=8", "pytest-timeout", "pytest-xdist>=3",
+                 "transformers>=4.40", "torch==2.13.0", "hypothesis>=6.100"],
         # Reading PyTorch state dicts (pytorch_model.bin) of HF checkpoints.
         "hf": ["torch", "transformers>=4.40"],
         # seqio's offline cache job (seqio.scripts.cache_tasks_main) on Apache
