@@ -74,8 +74,8 @@ def main():
   import mixtures  # pylint: disable=import-outside-toplevel,unused-import
   from korani_tasks import text, vocab  # pylint: disable=import-outside-toplevel
   vocab_path = text.trained_vocabulary(args.mixture, vocab_size=args.vocab_size)
-  vocab.use_vocabulary(vocab_path)
-  os.environ["KORANI_VOCAB"] = str(vocab_path)  # For the cache job.
+  # The tasks' vocabulary, here and in the cache job's processes.
+  os.environ[vocab.VOCAB_ENV] = str(vocab_path)
   tasks = [t.name for t in seqio.get_subtasks(
       seqio.get_mixture_or_task(args.mixture))]
   missing = [t for t in tasks if not os.path.exists(

@@ -13,6 +13,7 @@ Prints a table and the ratio; add the line to bench/RESULTS.md.
 """
 
 import argparse
+import os
 import platform
 import time
 
@@ -54,7 +55,8 @@ def main():
   parser.add_argument("--batch_size", type=int, default=64)
   args = parser.parse_args()
 
-  vocab.use_vocabulary(text.trained_vocabulary("korani_kobest_train"))
+  os.environ[vocab.VOCAB_ENV] = str(
+      text.trained_vocabulary("korani_kobest_train"))
   config = trainer.resolve_model_config(
       mt5_config("tiny", vocab_size=None),
       seqio.SentencePieceVocabulary(vocab.vocabulary_path()))

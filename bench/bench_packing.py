@@ -150,8 +150,8 @@ def main():
   # pylint: enable=import-outside-toplevel
 
   start = time.perf_counter()
-  vocab.use_vocabulary(text.trained_vocabulary(args.mixture,
-                                               vocab_size=args.vocab_size))
+  os.environ[vocab.VOCAB_ENV] = str(text.trained_vocabulary(
+      args.mixture, vocab_size=args.vocab_size))
   vocabulary_s = time.perf_counter() - start
   config = trainer.resolve_model_config(
       mt5_config("tiny", vocab_size=None),

@@ -22,6 +22,7 @@ the result to bench/RESULTS.md.
 
 import argparse
 import contextlib
+import os
 import platform
 import time
 
@@ -101,8 +102,8 @@ def main():
   parser.add_argument("--max_input_length", type=int, default=1024)
   args = parser.parse_args()
 
-  vocab.use_vocabulary(args.vocab
-                       or text.trained_vocabulary("korani_kobest_train"))
+  os.environ[vocab.VOCAB_ENV] = str(
+      args.vocab or text.trained_vocabulary("korani_kobest_train"))
   config = trainer.resolve_model_config(
       mt5_config(args.size, vocab_size=None, dropout_rate=0.0),
       seqio.SentencePieceVocabulary(vocab.vocabulary_path()))

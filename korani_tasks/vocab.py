@@ -2,11 +2,12 @@
 
 Real runs use the mT5 vocabulary (250,000 pieces + 100 extra ids, the model
 file on GCS below, or a local copy). Tasks are registered at import time, so
-they hold a `TaskVocabulary` whose model file is resolved when it is first
-used, from (in order):
+they hold a `TaskVocabulary` whose model file is resolved when it is used,
+from (in order):
 
-1. `use_vocabulary(path)` (the trainer and evaluator call it with the gin
-   macro ``VOCABULARY``);
+1. the innermost `using_vocabulary(path)` block: a run's setting (the trainer
+   and evaluator enter one for the run's gin macro ``VOCABULARY``, or the
+   vocab.model a run keeps; the previous setting returns when they finish);
 2. the environment variable ``KORANI_VOCAB``;
 3. the public mT5 vocabulary, ``MT5_VOCABULARY``.
 
@@ -16,12 +17,13 @@ it under a name derived from that text and the settings, so a second run
 reuses it.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
 import pathlib
 import tempfile
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import seqio
 import sentencepiece as spm
@@ -33,32 +35,47 @@ from korani_tasks import paths
 MT5_VOCABULARY = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
 VOCAB_ENV = "KORANI_VOCAB"
 
-_chosen_path: str | None = None
+_run_path: str | None = None  # set only inside `using_vocabulary`
 
 
-def use_vocabulary(path: str | os.PathLike | None) -> None:
-  """Makes `path` the SentencePiece model of all tasks (None: the default).
+@contextlib.contextmanager
+def using_vocabulary(path: str | os.PathLike | None) -> Iterator[str]:
+  """Within the block, `path` is the SentencePiece model of all tasks.
+
+  None keeps the current setting. Yields the path in effect; on exit the
+  setting before the block returns, so a run's vocabulary never outlives it::
+
+      with vocab.using_vocabulary("/runs/a/vocab.model"):
+        trainer.train_batches(...)  # tokenized with /runs/a/vocab.model
 
   Raises:
     ConfigError: if the file does not exist.
   """
-  global _chosen_path
+  global _run_path
+  previous = _run_path
   if path is not None:
-    path = os.fspath(path)
-    try:
-      exists = tf.io.gfile.exists(path)
-    except tf.errors.OpError as e:  # An unreachable or unknown file system.
-      raise unreadable_vocabulary(path, e) from e
-    if not exists:
-      raise errors.ConfigError(
-          f"vocabulary file {path} does not exist (set VOCABULARY in gin or "
-          f"{VOCAB_ENV} to a SentencePiece .model file, e.g. {MT5_VOCABULARY})")
-  _chosen_path = path
+    _run_path = _existing(os.fspath(path))
+  try:
+    yield vocabulary_path()
+  finally:
+    _run_path = previous
+
+
+def _existing(path: str) -> str:
+  try:
+    exists = tf.io.gfile.exists(path)
+  except tf.errors.OpError as e:  # An unreachable or unknown file system.
+    raise unreadable_vocabulary(path, e) from e
+  if not exists:
+    raise errors.ConfigError(
+        f"vocabulary file {path} does not exist (set VOCABULARY in gin or "
+        f"{VOCAB_ENV} to a SentencePiece .model file, e.g. {MT5_VOCABULARY})")
+  return path
 
 
 def vocabulary_path() -> str:
   """The SentencePiece model file the tasks use now."""
-  return _chosen_path or os.environ.get(VOCAB_ENV) or MT5_VOCABULARY
+  return _run_path or os.environ.get(VOCAB_ENV) or MT5_VOCABULARY
 
 
 def describe(path: str | None = None) -> dict[str, object]:
@@ -78,8 +95,8 @@ def describe(path: str | None = None) -> dict[str, object]:
 
 
 def _vocabulary_source() -> str:
-  if _chosen_path:
-    return "the gin macro VOCABULARY"
+  if _run_path:
+    return "the run's VOCABULARY"
   if os.environ.get(VOCAB_ENV):
     return f"${VOCAB_ENV}"
   return f"the default (${VOCAB_ENV} is not set)"
@@ -107,8 +124,8 @@ def unreadable_vocabulary(path: str, error: Exception) -> errors.ConfigError:
 class TaskVocabulary(seqio.SentencePieceVocabulary):
   """A seqio.SentencePieceVocabulary whose file is `vocabulary_path()`.
 
-  The model is (re)loaded whenever the chosen path changes, so tasks
-  registered at import time follow `use_vocabulary`.
+  The model is (re)loaded whenever the path in effect changes, so tasks
+  registered at import time follow `using_vocabulary`.
   """
 
   def __init__(self):

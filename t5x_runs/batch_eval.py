@@ -417,50 +417,55 @@ def evaluate_checkpoints(*,
         partitioning.standard_logical_axis_rules()):
       for ref in refs:
         todo = [task for task in tasks if done[(ref, task)] is None]
-        if todo:
-          config = evaluator_lib.prepare_model_config(ref.model_dir)
-          recorded = results_lib.run_settings(mixtures)
-          if _vocabulary_key() != evaluators_vocabulary:
-            evaluators, evaluators_vocabulary = {}, _vocabulary_key()
-          params, _ = evaluator_lib.restore_params(ref.model_dir, config,
-                                                   mesh, ref.step)
-          if scorer is None or scorer_config != config:
-            scorer = scoring.make_scorer(
-                MT5(config), params, mesh, batch_size, max_input_length,
-                max_target_length, share_encoder)
-            predictor = decoding.Predictor(
-                MT5(config), params, batch_size, max_input_length,
-                max_decode_length, beam_size, length_penalty_alpha, mesh=mesh)
-            scorer_config = config
-          # Same shapes: the compiled steps are reused.
-          scorer.params = predictor.params = params
-          logging.info("Restored %s (step %d of %s): %d task(s) to score",
-                       ref.label, ref.step, ref.model_dir, len(todo))
-        for task in todo:
-          tick = time.perf_counter()
-          if task not in evaluators:
-            evaluators[task] = task_evaluator(task, split,
-                                              max_examples_per_task, use_cached)
-          rows = [dataclasses.replace(r, **recorded)
-                  for r in evaluator_lib.evaluate_tasks(
-                      evaluators[task], scorer, predictor, step=ref.step,
-                      split=split)]
-          seconds = time.perf_counter() - tick
+        # Each run's vocabulary is the tasks' while its tasks are scored.
+        with vocab_lib.using_vocabulary(
+            evaluator_lib.run_vocabulary(ref.model_dir)):
+          if todo:
+            config = evaluator_lib.prepare_model_config(ref.model_dir)
+            recorded = results_lib.run_settings(mixtures)
+            if _vocabulary_key() != evaluators_vocabulary:
+              evaluators, evaluators_vocabulary = {}, _vocabulary_key()
+            params, _ = evaluator_lib.restore_params(ref.model_dir, config,
+                                                     mesh, ref.step)
+            if scorer is None or scorer_config != config:
+              scorer = scoring.make_scorer(
+                  MT5(config), params, mesh, batch_size, max_input_length,
+                  max_target_length, share_encoder)
+              predictor = decoding.Predictor(
+                  MT5(config), params, batch_size, max_input_length,
+                  max_decode_length, beam_size, length_penalty_alpha,
+                  mesh=mesh)
+              scorer_config = config
+            # Same shapes: the compiled steps are reused.
+            scorer.params = predictor.params = params
+            logging.info("Restored %s (step %d of %s): %d task(s) to score",
+                         ref.label, ref.step, ref.model_dir, len(todo))
+          for task in todo:
+            tick = time.perf_counter()
+            if task not in evaluators:
+              evaluators[task] = task_evaluator(
+                  task, split, max_examples_per_task, use_cached)
+            rows = [dataclasses.replace(r, **recorded)
+                    for r in evaluator_lib.evaluate_tasks(
+                        evaluators[task], scorer, predictor, step=ref.step,
+                        split=split)]
+            seconds = time.perf_counter() - tick
+            if writer:
+              write_task_result(ref.task_path(output_dir, task), ref, task,
+                                task_settings[task], rows)
+              _append_ledger(output_dir, {
+                  "model_dir": ref.model_dir, "checkpoint_step": ref.step,
+                  "task": task, "examples": rows[0].num_examples,
+                  "seconds": round(seconds, 3), "pid": os.getpid()})
+            done[(ref, task)] = rows
+            bar.update(ref, task, rows[0].num_examples, seconds)
+          rows = [row for task in tasks for row in done[(ref, task)]]
           if writer:
-            write_task_result(ref.task_path(output_dir, task), ref, task,
-                              task_settings[task], rows)
-            _append_ledger(output_dir, {
-                "model_dir": ref.model_dir, "checkpoint_step": ref.step,
-                "task": task, "examples": rows[0].num_examples,
-                "seconds": round(seconds, 3), "pid": os.getpid()})
-          done[(ref, task)] = rows
-          bar.update(ref, task, rows[0].num_examples, seconds)
-        rows = [row for task in tasks for row in done[(ref, task)]]
-        if writer:
-          results_lib.write_results(rows, ref.results_dir(output_dir), title=(
-              f"{', '.join(mixtures)} — {split} split, checkpoint {ref.step} "
-              f"of {ref.model_dir}"))
-        all_rows[ref.label] = rows
+            results_lib.write_results(
+                rows, ref.results_dir(output_dir), title=(
+                    f"{', '.join(mixtures)} — {split} split, checkpoint "
+                    f"{ref.step} of {ref.model_dir}"))
+          all_rows[ref.label] = rows
   finally:
     bar.close()
   logging.info("Batch eval done: %d task(s) scored in %s, %d skipped; "

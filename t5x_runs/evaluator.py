@@ -45,15 +45,25 @@ from t5x_runs import scoring
 from t5x_runs import trainer
 from t5x_runs.models import MT5, MT5Config
 
-def prepare_model_config(model_dir: str, model_config: MT5Config | None = None,
-                         vocabulary: str | None = None) -> MT5Config:
-  """Makes a run's vocabulary the tasks' and returns its resolved config.
+def run_vocabulary(model_dir: str, vocabulary: str | None = None
+                   ) -> str | None:
+  """`vocabulary` if set, else the run's vocab.model (None if it has none).
 
-  `vocabulary` defaults to the run's vocab.model, `model_config` to its
-  model_config.json; vocab_size is filled in from the vocabulary.
+  Evaluation tokenizes inside `vocab.using_vocabulary(run_vocabulary(...))`.
   """
-  vocabulary = vocabulary or _run_vocabulary(model_dir)
-  vocab_lib.use_vocabulary(vocabulary)
+  if vocabulary:
+    return vocabulary
+  path = os.path.join(model_dir, trainer.VOCAB_FILE)
+  return path if tf.io.gfile.exists(path) else None
+
+
+def prepare_model_config(model_dir: str, model_config: MT5Config | None = None
+                         ) -> MT5Config:
+  """A run's config with vocab_size filled in from the tasks' vocabulary.
+
+  `model_config` defaults to the run's model_config.json. Call it inside
+  the run's `vocab.using_vocabulary` block.
+  """
   if model_config is None:
     model_config = trainer.load_model_config(model_dir)
   return trainer.resolve_model_config(
@@ -164,35 +174,38 @@ def evaluate(*,
   if not use_cached:  # A cached task reads no raw file.
     present_name, left_out = availability.check(
         mixture_or_task_name, split, allow_absent=allow_absent_datasets)
-  model_config = prepare_model_config(model_dir, model_config, vocabulary)
-  mesh = partitioning.make_mesh(num_partitions)
-  with mesh, nn.logical_axis_rules(partitioning.standard_logical_axis_rules()):
-    params, step = restore_params(model_dir, model_config, mesh,
-                                  checkpoint_step)
-    evaluator = make_evaluator(present_name, split, use_cached=use_cached)
-    scorer = scoring.make_scorer(MT5(model_config), params, mesh, batch_size,
-                                 max_input_length, max_target_length,
-                                 share_encoder)
-    predictor = decoding.Predictor(
-        MT5(model_config), params, batch_size, max_input_length,
-        max_decode_length, beam_size, length_penalty_alpha, mesh=mesh)
-    total = sum(int(ds.cardinality()) if ds.cardinality() >= 0 else 0
-                for ds in evaluator.cached_model_datasets.values())
-    with tqdm.tqdm(total=total or None, desc="score", unit="choice",
-                   disable=not (progress and jax.process_index() == 0),
-                   dynamic_ncols=True) as bar:
-      rows = evaluate_tasks(evaluator, scorer, predictor, step=step,
-                            split=split, bar=bar)
-  recorded = results_lib.run_settings([mixture_or_task_name])
-  rows = [dataclasses.replace(r, left_out_datasets=left_out, **recorded)
-          for r in rows]
-  # Every process evaluated the same examples; one writes the results.
-  if jax.process_index() == 0:
-    output_dir = output_dir or os.path.join(model_dir, "eval")
-    results_lib.write_results(rows, output_dir, title=(
-        f"{mixture_or_task_name} — {split} split, checkpoint {step} of "
-        f"{model_dir}"))
-  return rows
+  # The run's vocabulary is the tasks' until evaluate returns.
+  with vocab_lib.using_vocabulary(run_vocabulary(model_dir, vocabulary)):
+    model_config = prepare_model_config(model_dir, model_config)
+    mesh = partitioning.make_mesh(num_partitions)
+    rules = partitioning.standard_logical_axis_rules()
+    with mesh, nn.logical_axis_rules(rules):
+      params, step = restore_params(model_dir, model_config, mesh,
+                                    checkpoint_step)
+      evaluator = make_evaluator(present_name, split, use_cached=use_cached)
+      scorer = scoring.make_scorer(MT5(model_config), params, mesh, batch_size,
+                                   max_input_length, max_target_length,
+                                   share_encoder)
+      predictor = decoding.Predictor(
+          MT5(model_config), params, batch_size, max_input_length,
+          max_decode_length, beam_size, length_penalty_alpha, mesh=mesh)
+      total = sum(int(ds.cardinality()) if ds.cardinality() >= 0 else 0
+                  for ds in evaluator.cached_model_datasets.values())
+      with tqdm.tqdm(total=total or None, desc="score", unit="choice",
+                     disable=not (progress and jax.process_index() == 0),
+                     dynamic_ncols=True) as bar:
+        rows = evaluate_tasks(evaluator, scorer, predictor, step=step,
+                              split=split, bar=bar)
+    recorded = results_lib.run_settings([mixture_or_task_name])
+    rows = [dataclasses.replace(r, left_out_datasets=left_out, **recorded)
+            for r in rows]
+    # Every process evaluated the same examples; one writes the results.
+    if jax.process_index() == 0:
+      output_dir = output_dir or os.path.join(model_dir, "eval")
+      results_lib.write_results(rows, output_dir, title=(
+          f"{mixture_or_task_name} — {split} split, checkpoint {step} of "
+          f"{model_dir}"))
+    return rows
 
 
 def make_evaluator(mixture_or_task_name: str, split: str,
@@ -290,11 +303,6 @@ def _num_unscorable(task_name: str, split: str,
       index = int(ex["idx"][0])
       correct[index] = correct.get(index, False) or bool(ex["is_correct"])
     return sum(not c for c in correct.values())
-
-
-def _run_vocabulary(model_dir: str) -> str | None:
-  path = os.path.join(model_dir, trainer.VOCAB_FILE)
-  return path if tf.io.gfile.exists(path) else None
 
 
 def template_version(task_name: str) -> str:

@@ -67,7 +67,7 @@ def resolve_model_config(config: MT5Config, vocabulary: seqio.Vocabulary
     raise errors.ConfigError(
         f"mt5_config.vocab_size={config.vocab_size} is smaller than the "
         f"vocabulary ({vocabulary.vocab_size} pieces in "
-        f"{vocab_lib.vocabulary_path()})")
+        f"{getattr(vocabulary, 'sentencepiece_model_file', vocabulary)})")
   return config
 
 
@@ -153,18 +153,22 @@ def _check_microbatches(batch_size: int, mesh: Mesh,
         "number of rows from every replica")
 
 
-def _use_vocabulary(vocabulary: str | None, model_dir: str) -> seqio.Vocabulary:
-  """Selects the run's vocabulary; process 0 keeps a copy in the model dir."""
+def _run_vocabulary(vocabulary: str | None, model_dir: str) -> str:
+  """The run's vocabulary file; process 0 keeps a copy in the model dir.
+
+  `vocabulary` (gin VOCABULARY) if set, else the copy of a resumed run, else
+  the tasks' default (`korani_tasks.vocab.vocabulary_path`).
+  """
   copy = os.path.join(model_dir, VOCAB_FILE)
   if vocabulary is None and tf.io.gfile.exists(copy):
     vocabulary = copy  # a resumed run keeps the vocabulary it started with
-  vocab_lib.use_vocabulary(vocabulary)
-  path = vocab_lib.vocabulary_path()
+  with vocab_lib.using_vocabulary(vocabulary) as path:  # checks the file
+    pass
   if distributed.is_primary() and not tf.io.gfile.exists(copy):
     tmp = copy + ".tmp"
     tf.io.gfile.copy(path, tmp, overwrite=True)
     tf.io.gfile.rename(tmp, copy, overwrite=True)
-  return seqio.SentencePieceVocabulary(path)
+  return path
 
 
 @gin.configurable(denylist=["progress"])
@@ -242,119 +246,122 @@ def train(*,
         "num_train_steps, batch_size and checkpoint_period must be positive "
         f"(got {num_train_steps}, {batch_size}, {checkpoint_period})")
   tf.io.gfile.makedirs(model_dir)
-  vocabulary_obj = _use_vocabulary(vocabulary, model_dir)
-  config = resolve_model_config(model_config, vocabulary_obj)
-  _check_same_model(model_dir, config)
+  # The run's vocabulary is the tasks' until train returns.
+  with vocab_lib.using_vocabulary(
+      _run_vocabulary(vocabulary, model_dir)) as vocabulary_path:
+    vocabulary_obj = seqio.SentencePieceVocabulary(vocabulary_path)
+    config = resolve_model_config(model_config, vocabulary_obj)
+    _check_same_model(model_dir, config)
 
-  mesh = partitioning.make_mesh(num_partitions)
-  layout = partitioning.data_layout(mesh.devices, batch_size)
-  _check_microbatches(batch_size, mesh, num_microbatches)
-  lengths = dict(task_feature_lengths)
-  distributed.check_same_settings({
-      "mixture_or_task_name": mixture_or_task_name,
-      "task_feature_lengths": lengths, "batch_size": batch_size,
-      "num_train_steps": num_train_steps, "seed": seed, "pack": pack,
-      "num_partitions": num_partitions, "num_microbatches": num_microbatches,
-      "use_cached": use_cached, "model_config": config})
-  logging.info("Data layout: %s", layout.describe())
-  rules = partitioning.standard_logical_axis_rules(parameter_2d_sharding)
-  model = MT5(config)
-  optimizer = make_optimizer()
-  store = checkpoints.CheckpointStore(
-      model_dir, max_to_keep=keep_checkpoints,
-      verify_hashes=verify_checkpoint_hashes)
-  state = init_train_state(
-      model, optimizer, mesh, rules, lengths, seed,
-      init_checkpoint=None if store.all_steps() else init_checkpoint)
-  params, opt_state = state.params, state.opt_state
+    mesh = partitioning.make_mesh(num_partitions)
+    layout = partitioning.data_layout(mesh.devices, batch_size)
+    _check_microbatches(batch_size, mesh, num_microbatches)
+    lengths = dict(task_feature_lengths)
+    distributed.check_same_settings({
+        "mixture_or_task_name": mixture_or_task_name,
+        "task_feature_lengths": lengths, "batch_size": batch_size,
+        "num_train_steps": num_train_steps, "seed": seed, "pack": pack,
+        "num_partitions": num_partitions, "num_microbatches": num_microbatches,
+        "use_cached": use_cached, "model_config": config})
+    logging.info("Data layout: %s", layout.describe())
+    rules = partitioning.standard_logical_axis_rules(parameter_2d_sharding)
+    model = MT5(config)
+    optimizer = make_optimizer()
+    store = checkpoints.CheckpointStore(
+        model_dir, max_to_keep=keep_checkpoints,
+        verify_hashes=verify_checkpoint_hashes)
+    state = init_train_state(
+        model, optimizer, mesh, rules, lengths, seed,
+        init_checkpoint=None if store.all_steps() else init_checkpoint)
+    params, opt_state = state.params, state.opt_state
 
-  def batches(skip: int = 0) -> DataIterator:
-    return DataIterator(train_batches(
-        mixture_or_task_name, lengths, layout.host_batch_size, seed,
-        start_step=skip, pack=pack, shard_info=layout.shard_info(),
-        use_cached=use_cached))
+    def batches(skip: int = 0) -> DataIterator:
+      return DataIterator(train_batches(
+          mixture_or_task_name, lengths, layout.host_batch_size, seed,
+          start_step=skip, pack=pack, shard_info=layout.shard_info(),
+          use_cached=use_cached))
 
-  # From here on (data pipeline, restore, compilation, steps) SIGTERM stops
-  # the run after the next step all processes reach.
-  preemption = distributed.PreemptionHandler(preemption_grace_seconds).start()
-  data = batches()
-  result_losses, start_step = [], 0
-  try:
-    with mesh, nn.logical_axis_rules(rules):
-      store.data_layout = {
-          "batch_size": batch_size,
-          "data_shards": [
-              partitioning.data_layout(mesh.devices, batch_size, p).shard_id
-              for p in range(jax.process_count())]}
-      resumed = store.restore_latest(checkpoints.abstract_like(params),
-                                     checkpoints.abstract_like(opt_state),
-                                     data_iterator=data.tf_iterator)
-      if resumed is not None:
-        start_step = resumed.step
-        params, opt_state = resumed.params, resumed.opt_state
-        if not resumed.data_restored:
-          data = batches(skip=start_step)
-        logging.info(
-            "Resuming from checkpoint %d in %s (data: %s)", start_step,
-            model_dir, "its saved iterator position" if resumed.data_restored
-            else f"skipping the {start_step} batches read before")
-      if start_step >= num_train_steps:
-        logging.info("Checkpoint %d already reaches num_train_steps=%d",
-                     start_step, num_train_steps)
-        return TrainResult(start_step, start_step, [], config)
+    # From here on (data pipeline, restore, compilation, steps) SIGTERM stops
+    # the run after the next step all processes reach.
+    preemption = distributed.PreemptionHandler(preemption_grace_seconds).start()
+    data = batches()
+    result_losses, start_step = [], 0
+    try:
+      with mesh, nn.logical_axis_rules(rules):
+        store.data_layout = {
+            "batch_size": batch_size,
+            "data_shards": [
+                partitioning.data_layout(mesh.devices, batch_size, p).shard_id
+                for p in range(jax.process_count())]}
+        resumed = store.restore_latest(checkpoints.abstract_like(params),
+                                       checkpoints.abstract_like(opt_state),
+                                       data_iterator=data.tf_iterator)
+        if resumed is not None:
+          start_step = resumed.step
+          params, opt_state = resumed.params, resumed.opt_state
+          if not resumed.data_restored:
+            data = batches(skip=start_step)
+          logging.info(
+              "Resuming from checkpoint %d in %s (data: %s)", start_step,
+              model_dir, "its saved iterator position" if resumed.data_restored
+              else f"skipping the {start_step} batches read before")
+        if start_step >= num_train_steps:
+          logging.info("Checkpoint %d already reaches num_train_steps=%d",
+                       start_step, num_train_steps)
+          return TrainResult(start_step, start_step, [], config)
 
-      step_fn = state.compile_step(model, optimizer, z_loss, num_microbatches)
-      metadata = {
-          **results_lib.run_settings([mixture_or_task_name]),
-          "model_config": dataclasses.asdict(config),
-          "mixture_or_task_name": mixture_or_task_name,
-          "task_feature_lengths": lengths, "batch_size": batch_size,
-          "seed": seed, "vocabulary": os.path.join(model_dir, VOCAB_FILE),
-          "init_checkpoint": init_checkpoint,
-          "process_count": jax.process_count(),
-          "data_layout": store.data_layout,
-          "inputs_eos": inputs_eos, "left_out_datasets": list(left_out),
-      }
-      if distributed.is_primary():
-        _write_run_files(model_dir, config)
-      writer = metric_writers.create_default_writer(
-          os.path.join(model_dir, "train"),
-          just_logging=not distributed.is_primary())
-      loop = _TrainLoop(step_fn, mesh, layout, seed, writer, log_period,
-                        progress and distributed.is_primary(), start_step,
-                        num_train_steps)
-      steps = loop.run(params, opt_state, data)
-      data_saver = checkpoints.DataPositionSaver(max_data_iterator_bytes)
-      final_step, preempted = num_train_steps, False
-      try:
-        for step, params, opt_state, logged in steps:
-          if logged is not None:
-            result_losses.append((step, logged))
-          preempted = preemption.should_stop(step)
-          if (step % checkpoint_period == 0 or step == num_train_steps
-              or preempted):
-            store.save(step, params, opt_state, metadata,
-                       data_iterator=(
-                           data_saver.iterator_to_save(data.tf_iterator)
-                           if checkpoint_data_iterator else None),
-                       wait=step == num_train_steps or preempted)
-          if preempted:
-            final_step = step
-            break
-      except BaseException as e:
-        distributed.fail_fast(e)  # several processes: stop them all, now
-        raise
-      finally:
-        steps.close()
-        writer.flush()
-        writer.close()
-  finally:
-    preemption.close()
-    store.close()
-    # Free the tf.data iterator (and its Python-function workers) now, not
-    # at interpreter exit, where TF can deadlock waiting for them.
-    del data
-  return TrainResult(start_step, final_step, result_losses, config, preempted)
+        step_fn = state.compile_step(model, optimizer, z_loss, num_microbatches)
+        metadata = {
+            **results_lib.run_settings([mixture_or_task_name]),
+            "model_config": dataclasses.asdict(config),
+            "mixture_or_task_name": mixture_or_task_name,
+            "task_feature_lengths": lengths, "batch_size": batch_size,
+            "seed": seed, "vocabulary": os.path.join(model_dir, VOCAB_FILE),
+            "init_checkpoint": init_checkpoint,
+            "process_count": jax.process_count(),
+            "data_layout": store.data_layout,
+            "inputs_eos": inputs_eos, "left_out_datasets": list(left_out),
+        }
+        if distributed.is_primary():
+          _write_run_files(model_dir, config)
+        writer = metric_writers.create_default_writer(
+            os.path.join(model_dir, "train"),
+            just_logging=not distributed.is_primary())
+        loop = _TrainLoop(step_fn, mesh, layout, seed, writer, log_period,
+                          progress and distributed.is_primary(), start_step,
+                          num_train_steps)
+        steps = loop.run(params, opt_state, data)
+        data_saver = checkpoints.DataPositionSaver(max_data_iterator_bytes)
+        final_step, preempted = num_train_steps, False
+        try:
+          for step, params, opt_state, logged in steps:
+            if logged is not None:
+              result_losses.append((step, logged))
+            preempted = preemption.should_stop(step)
+            if (step % checkpoint_period == 0 or step == num_train_steps
+                or preempted):
+              store.save(step, params, opt_state, metadata,
+                         data_iterator=(
+                             data_saver.iterator_to_save(data.tf_iterator)
+                             if checkpoint_data_iterator else None),
+                         wait=step == num_train_steps or preempted)
+            if preempted:
+              final_step = step
+              break
+        except BaseException as e:
+          distributed.fail_fast(e)  # several processes: stop them all, now
+          raise
+        finally:
+          steps.close()
+          writer.flush()
+          writer.close()
+    finally:
+      preemption.close()
+      store.close()
+      # Free the tf.data iterator (and its Python-function workers) now, not
+      # at interpreter exit, where TF can deadlock waiting for them.
+      del data
+    return TrainResult(start_step, final_step, result_losses, config, preempted)
 
 
 class _TrainLoop:

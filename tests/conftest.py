@@ -81,11 +81,12 @@ def _isolated_caches(tmp_path_factory):
 @pytest.fixture(scope="session")
 def session_vocab(raw_data_dir) -> pathlib.Path:
   """A 2000-piece SentencePiece model trained on korani_kobest_train text,
-  made the vocabulary of all tasks for the session."""
+  made the vocabulary of all tasks for the session ($KORANI_VOCAB, which
+  the subprocesses of tests inherit)."""
   import mixtures  # pylint: disable=import-outside-toplevel,unused-import
   from korani_tasks import text, vocab  # pylint: disable=import-outside-toplevel
   path = text.trained_vocabulary("korani_kobest_train", vocab_size=2000)
-  vocab.use_vocabulary(path)
+  os.environ[vocab.VOCAB_ENV] = str(path)
   return pathlib.Path(path)
 
 

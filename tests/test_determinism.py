@@ -47,11 +47,11 @@ import numpy as np
 import mixtures
 from korani_tasks import vocab
 from t5x_runs import trainer
-vocab.use_vocabulary(sys.argv[1])
-it = trainer.DataIterator(trainer.train_batches(
-    {mixture!r}, {lengths!r}, 8, seed=int(sys.argv[2])))
-batches = [next(it) for _ in range(2)]
-del it
+with vocab.using_vocabulary(sys.argv[1]):
+  it = trainer.DataIterator(trainer.train_batches(
+      {mixture!r}, {lengths!r}, 8, seed=int(sys.argv[2])))
+  batches = [next(it) for _ in range(2)]
+  del it
 np.savez(sys.argv[3], **{{f"{{i}}/{{k}}": v for i, b in enumerate(batches)
                         for k, v in b.items()}})
 """

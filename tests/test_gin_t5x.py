@@ -681,7 +681,6 @@ def test_task_vocabulary_equals_the_t5x_model_vocabulary(monkeypatch):
   # The tasks' default vocabulary file, as a t5x run without KORANI_VOCAB
   # sees it.
   monkeypatch.delenv(vocab.VOCAB_ENV, raising=False)
-  monkeypatch.setattr(vocab, "_chosen_path", None)
   # What t5x's mt5/base.gin builds: VOCABULARY = @seqio.SentencePieceVocabulary()
   # with the public mT5 model file.
   model_vocabulary = seqio.SentencePieceVocabulary(vocab.MT5_VOCABULARY)

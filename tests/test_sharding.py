@@ -240,7 +240,11 @@ def _free_port():
 def _reference_run(vocabulary, steps, num_shards):
   """One process, one device, each step on the shards' batches joined."""
   from korani_tasks import vocab as vocab_lib  # pylint: disable=import-outside-toplevel
-  vocab_lib.use_vocabulary(str(vocabulary))
+  with vocab_lib.using_vocabulary(str(vocabulary)):
+    return _train_in_one_process(vocabulary, steps, num_shards)
+
+
+def _train_in_one_process(vocabulary, steps, num_shards):
   config = trainer.resolve_model_config(
       mt5_config("tiny", vocab_size=None, **script.MODEL),
       seqio.SentencePieceVocabulary(str(vocabulary)))

@@ -35,9 +35,10 @@ def _untrained_accuracy(model_dir) -> float:
   from t5x_runs.models import MT5
   # pylint: enable=import-outside-toplevel
   config = trainer.load_model_config(str(model_dir))
-  vocab_lib.use_vocabulary(str(model_dir / trainer.VOCAB_FILE))
   mesh = partitioning.make_mesh(1)
-  with mesh, nn.logical_axis_rules(partitioning.standard_logical_axis_rules()):
+  rules = partitioning.standard_logical_axis_rules()
+  with vocab_lib.using_vocabulary(str(model_dir / trainer.VOCAB_FILE)), \
+       mesh, nn.logical_axis_rules(rules):
     trained, _ = evaluator.restore_params(str(model_dir), config, mesh)
     dummy = jnp.ones((1, 8), jnp.int32)
     initial = nn.meta.unbox(MT5(config).init(

@@ -34,16 +34,26 @@ def test_train_vocabulary_follows_t5_conventions_and_is_cached(tmp_path):
       [path.name, other.name])  # nothing half-written left behind
 
 
-def test_task_vocabulary_follows_use_vocabulary(tmp_path, monkeypatch):
-  monkeypatch.setattr(vocab, "_chosen_path", None)
+def test_task_vocabulary_follows_the_run_and_returns_after_it(
+    tmp_path, monkeypatch):
   small = vocab.train_vocabulary(TEXTS, vocab_size=400, cache_dir=tmp_path)
   larger = vocab.train_vocabulary(TEXTS, vocab_size=420, cache_dir=tmp_path)
+  monkeypatch.setenv(vocab.VOCAB_ENV, str(small))
   task_vocab = vocab.TaskVocabulary()
-  vocab.use_vocabulary(small)
   assert task_vocab.vocab_size == 400
-  vocab.use_vocabulary(larger)
-  assert task_vocab.vocab_size == 420
-  assert task_vocab.sentencepiece_model_file == str(larger)
+  with vocab.using_vocabulary(larger) as path:
+    assert path == str(larger)
+    assert task_vocab.vocab_size == 420
+    assert task_vocab.sentencepiece_model_file == str(larger)
+    # t5x's check: equal to a plain vocabulary of the same file only.
+    assert task_vocab == seqio.SentencePieceVocabulary(str(larger))
+    assert task_vocab != seqio.SentencePieceVocabulary(str(small))
+    with vocab.using_vocabulary(None):  # None keeps the run's setting
+      assert task_vocab.vocab_size == 420
+  assert task_vocab.vocab_size == 400  # the run's setting ends with it
+  with pytest.raises(RuntimeError), vocab.using_vocabulary(larger):
+    raise RuntimeError("a run that fails")
+  assert vocab.vocabulary_path() == str(small)
 
 
 def test_too_large_vocabulary_is_a_clear_error(tmp_path):
@@ -54,15 +64,14 @@ def test_too_large_vocabulary_is_a_clear_error(tmp_path):
 
 def test_missing_vocabulary_is_a_clear_error(tmp_path, monkeypatch):
   with pytest.raises(errors.ConfigError, match="does not exist"):
-    vocab.use_vocabulary(tmp_path / "nope.model")
-  monkeypatch.setattr(vocab, "_chosen_path", None)
+    with vocab.using_vocabulary(tmp_path / "nope.model"):
+      pass
   monkeypatch.setenv(vocab.VOCAB_ENV, str(tmp_path / "gone.model"))
   with pytest.raises(errors.ConfigError, match="gone.model"):
     vocab.TaskVocabulary().encode("x")
 
 
 def test_default_is_the_public_mt5_vocabulary(monkeypatch):
-  monkeypatch.setattr(vocab, "_chosen_path", None)
   monkeypatch.delenv(vocab.VOCAB_ENV, raising=False)
   assert vocab.vocabulary_path() == vocab.MT5_VOCABULARY
 
@@ -73,7 +82,6 @@ def test_unreachable_vocabulary_names_the_path_and_korani_vocab(
   # A folder gives TensorFlow's FailedPreconditionError, as libcurl does for
   # an unreachable gs:// file; an unknown scheme an UnimplementedError.
   path = str(tmp_path) if where == "folder" else "nofs://bucket/spm.model"
-  monkeypatch.setattr(vocab, "_chosen_path", None)
   monkeypatch.setenv(vocab.VOCAB_ENV, path)
   with pytest.raises(errors.ConfigError) as e:
     vocab.TaskVocabulary().encode("x")
