@@ -217,12 +217,6 @@ def _toeplitz_backward(query_length, key_length, _, grad):
   # the skewed array holds offset c - (q - 1) in every row (or a pad zero).
   q, k = query_length, key_length
   lead = grad.shape[:-2]
-  # ``grad`` is the sum over the batch and the layers of the attention
-  # logits' gradients. The barrier makes XLA store that sum, [..., q, k],
-  # before skewing it: fused into the skew, the sum was read back through
-  # the skew's index arithmetic, element by element (on CPU the slowest
-  # fusion of mT5-Small's step, 3% of it).
-  grad = jax.lax.optimization_barrier(grad)
   flipped = jnp.flip(grad, axis=-2)
   padded = jnp.pad(flipped, [(0, 0)] * len(lead) + [(0, 0), (0, q)])
   flat = padded.reshape(*lead, q * (q + k))[..., :q * (q + k - 1)]
@@ -286,9 +280,10 @@ class MultiHeadAttention(nn.Module):
 
     logits = jnp.einsum("bqhd,bkhd->bhqk", query, key,
                         preferred_element_type=jnp.float32)
-    logits += jnp.where(mask, 0.0, _MASKED_LOGIT_BIAS)
-    if bias is not None:
-      logits += bias
+    # Mask and bias as one additive term: every layer's is the same, so XLA
+    # builds one [b, heads, q, k] array for the stack instead of two.
+    logits += jnp.where(mask, 0.0 if bias is None else bias,
+                        _MASKED_LOGIT_BIAS)
     weights = jax.nn.softmax(logits).astype(dtype)
     weights = _dropout(cfg)(weights, deterministic=deterministic)
 
