@@ -73,6 +73,7 @@ from t5x_runs import evaluator as evaluator_lib
 from t5x_runs import partitioning
 from t5x_runs import results as results_lib
 from t5x_runs import scoring
+from t5x_runs import trainer
 from t5x_runs.models import MT5
 
 LEDGER = "evaluated.jsonl"
@@ -419,7 +420,7 @@ def evaluate_checkpoints(*,
         todo = [task for task in tasks if done[(ref, task)] is None]
         # Each run's vocabulary is the tasks' while its tasks are scored.
         with vocab_lib.using_vocabulary(
-            evaluator_lib.run_vocabulary(ref.model_dir)):
+            trainer.run_vocabulary(ref.model_dir)):
           if todo:
             config = evaluator_lib.prepare_model_config(ref.model_dir)
             recorded = results_lib.run_settings(mixtures)

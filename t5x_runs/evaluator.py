@@ -45,18 +45,6 @@ from t5x_runs import scoring
 from t5x_runs import trainer
 from t5x_runs.models import MT5, MT5Config
 
-def run_vocabulary(model_dir: str, vocabulary: str | None = None
-                   ) -> str | None:
-  """`vocabulary` if set, else the run's vocab.model (None if it has none).
-
-  Evaluation tokenizes inside `vocab.using_vocabulary(run_vocabulary(...))`.
-  """
-  if vocabulary:
-    return vocabulary
-  path = os.path.join(model_dir, trainer.VOCAB_FILE)
-  return path if tf.io.gfile.exists(path) else None
-
-
 def prepare_model_config(model_dir: str, model_config: MT5Config | None = None
                          ) -> MT5Config:
   """A run's config with vocab_size filled in from the tasks' vocabulary.
@@ -175,7 +163,8 @@ def evaluate(*,
     present_name, left_out = availability.check(
         mixture_or_task_name, split, allow_absent=allow_absent_datasets)
   # The run's vocabulary is the tasks' until evaluate returns.
-  with vocab_lib.using_vocabulary(run_vocabulary(model_dir, vocabulary)):
+  with vocab_lib.using_vocabulary(
+      trainer.run_vocabulary(model_dir, vocabulary)):
     model_config = prepare_model_config(model_dir, model_config)
     mesh = partitioning.make_mesh(num_partitions)
     rules = partitioning.standard_logical_axis_rules()

@@ -153,22 +153,27 @@ def _check_microbatches(batch_size: int, mesh: Mesh,
         "number of rows from every replica")
 
 
-def _run_vocabulary(vocabulary: str | None, model_dir: str) -> str:
-  """The run's vocabulary file; process 0 keeps a copy in the model dir.
+def run_vocabulary(model_dir: str, vocabulary: str | None = None
+                   ) -> str | None:
+  """`vocabulary` if given, else the run's vocab.model (None if it has none).
 
-  `vocabulary` (gin VOCABULARY) if set, else the copy of a resumed run, else
-  the tasks' default (`korani_tasks.vocab.vocabulary_path`).
+  Training, evaluation and batch eval tokenize inside
+  `vocab.using_vocabulary(run_vocabulary(...))`: a resumed or evaluated run
+  keeps the vocabulary it started with.
   """
+  if vocabulary is not None:
+    return vocabulary
+  path = os.path.join(model_dir, VOCAB_FILE)
+  return path if tf.io.gfile.exists(path) else None
+
+
+def _keep_vocabulary(path: str, model_dir: str) -> None:
+  """Process 0 copies the run's vocabulary file into the model dir once."""
   copy = os.path.join(model_dir, VOCAB_FILE)
-  if vocabulary is None and tf.io.gfile.exists(copy):
-    vocabulary = copy  # a resumed run keeps the vocabulary it started with
-  with vocab_lib.using_vocabulary(vocabulary) as path:  # checks the file
-    pass
   if distributed.is_primary() and not tf.io.gfile.exists(copy):
     tmp = copy + ".tmp"
     tf.io.gfile.copy(path, tmp, overwrite=True)
     tf.io.gfile.rename(tmp, copy, overwrite=True)
-  return path
 
 
 @gin.configurable(denylist=["progress"])
@@ -248,7 +253,8 @@ def train(*,
   tf.io.gfile.makedirs(model_dir)
   # The run's vocabulary is the tasks' until train returns.
   with vocab_lib.using_vocabulary(
-      _run_vocabulary(vocabulary, model_dir)) as vocabulary_path:
+      run_vocabulary(model_dir, vocabulary)) as vocabulary_path:
+    _keep_vocabulary(vocabulary_path, model_dir)
     vocabulary_obj = seqio.SentencePieceVocabulary(vocabulary_path)
     config = resolve_model_config(model_config, vocabulary_obj)
     _check_same_model(model_dir, config)
