@@ -12,7 +12,8 @@ from flax.traverse_util import flatten_dict
 
 from t5x_runs import losses
 from t5x_runs.models import MT5, PRESETS, mt5_config, param_count
-from t5x_runs.models.mt5 import relative_position_bucket, toeplitz
+from t5x_runs.models.mt5 import (projection_dot, relative_position_bucket,
+                                  toeplitz)
 
 VOCAB = 100
 
@@ -225,6 +226,32 @@ def test_toeplitz_and_its_gradient_equal_the_gather(query_length, key_length):
                              atol=1e-5)
   np.testing.assert_array_equal(toeplitz(jnp.arange(4.0), 2, 3),
                                 [[1, 2, 3], [0, 1, 2]])
+
+
+@pytest.mark.parametrize("dtype, rtol", [(jnp.float32, 1e-6),
+                                         (jnp.bfloat16, 1e-2)])
+def test_projection_dot_and_its_gradient_equal_the_dot(dtype, rtol):
+  """nn.Dense's dot with the hand-written kernel gradient (one dot over the
+  inputs' leading axes) against autodiff of lax.dot_general, jit-compiled."""
+  keys = jax.random.split(jax.random.key(0), 3)
+  inputs = jax.random.normal(keys[0], (3, 7, 16), dtype)
+  kernel = jax.random.normal(keys[1], (16, 24), dtype)
+  numbers = (((2,), (0,)), ((), ()))
+
+  def plain(x, k):
+    return jax.lax.dot_general(x, k, numbers)
+
+  got, got_vjp = jax.vjp(jax.jit(lambda x, k: projection_dot(x, k, numbers)),
+                         inputs, kernel)
+  want, want_vjp = jax.vjp(jax.jit(plain), inputs, kernel)
+  np.testing.assert_allclose(np.float32(got), np.float32(want), rtol=rtol)
+  grad = jax.random.normal(keys[2], want.shape, dtype)
+  for got_grad, want_grad in zip(got_vjp(grad), want_vjp(grad)):
+    assert got_grad.dtype == want_grad.dtype and got_grad.shape == want_grad.shape
+    np.testing.assert_allclose(np.float32(got_grad), np.float32(want_grad),
+                               rtol=rtol, atol=rtol)
+  with pytest.raises(ValueError, match="nn.Dense's dot only"):
+    projection_dot(inputs, kernel, (((2,), (1,)), ((), ())))
 
 
 def test_dropout_is_random_only_when_enabled(model, variables, apply):

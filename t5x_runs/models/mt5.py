@@ -99,7 +99,51 @@ def _dense(features, axes, kernel_init, dtype, name):
       dtype=dtype,
       param_dtype=jnp.float32,
       kernel_init=nn.with_logical_partitioning(kernel_init, axes),
+      dot_general=projection_dot,
       name=name)
+
+
+@jax.custom_vjp
+def _projection(inputs: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.dot_general(inputs, kernel,
+                             (((inputs.ndim - 1,), (0,)), ((), ())))
+
+
+def _projection_forward(inputs, kernel):
+  return _projection(inputs, kernel), (inputs, kernel)
+
+
+def _projection_backward(residuals, grad):
+  inputs, kernel = residuals
+  grad_inputs = jax.lax.dot_general(grad, kernel,
+                                    (((grad.ndim - 1,), (1,)), ((), ())))
+  lead = tuple(range(inputs.ndim - 1))
+  grad_kernel = jax.lax.dot_general(inputs, grad, ((lead, lead), ((), ())))
+  return grad_inputs, grad_kernel
+
+
+_projection.defvjp(_projection_forward, _projection_backward)
+
+
+def projection_dot(inputs: jax.Array, kernel: jax.Array, dimension_numbers,
+                   precision=None) -> jax.Array:
+  """``nn.Dense``'s dot, [..., in] x [in, out] -> [..., out], whose kernel
+  gradient contracts the leading axes of the inputs and of the incoming
+  gradient in one dot: inputs [b, l, in], grad [b, l, out] -> [in, out].
+
+  Autodiff of the same dot writes that gradient as grad^T x inputs and XLA:CPU
+  transposes the [b * l, out] gradient for every projection; here it
+  transposes each layer input once for all the projections that read it
+  (query, key and value; wi_0 and wi_1), and the [b * l, vocab] logits
+  gradient not at all (bench/RESULTS.md, 2026-12-06). Values and gradients
+  are those of ``lax.dot_general`` up to float rounding.
+  """
+  if dimension_numbers != (((inputs.ndim - 1,), (0,)), ((), ())) or (
+      kernel.ndim != 2 or precision is not None):
+    raise ValueError(f"projection_dot takes nn.Dense's dot only, got "
+                     f"{dimension_numbers}, kernel {kernel.shape}, "
+                     f"precision {precision}")
+  return _projection(inputs, kernel)
 
 
 def _dropout(config: MT5Config) -> nn.Dropout:
