@@ -13,7 +13,7 @@ from flax.traverse_util import flatten_dict
 from t5x_runs import losses
 from t5x_runs.models import MT5, PRESETS, mt5_config, param_count
 from t5x_runs.models.mt5 import (projection_dot, relative_position_bucket,
-                                  toeplitz)
+                                  softmax_context, toeplitz)
 
 VOCAB = 100
 
@@ -252,6 +252,31 @@ def test_projection_dot_and_its_gradient_equal_the_dot(dtype, rtol):
                                rtol=rtol, atol=rtol)
   with pytest.raises(ValueError, match="nn.Dense's dot only"):
     projection_dot(inputs, kernel, (((2,), (1,)), ((), ())))
+
+
+def test_softmax_context_and_its_gradient_equal_dropout_softmax_value():
+  """The context with the normalization and the key dropout applied after
+  the weights, against the textbook dropout(softmax(logits)) @ value, with a
+  fully masked query row (uniform weights in both), values and gradients."""
+  keys = jax.random.split(jax.random.key(0), 4)
+  logits = 3 * jax.random.normal(keys[0], (2, 3, 5, 7))
+  logits = logits.at[1, :, 4, :].set(-1e10)
+  value = jax.random.normal(keys[1], (2, 7, 3, 4))
+  keep = jax.random.bernoulli(keys[2], 0.8, (2, 3, 1, 7)) / 0.8
+
+  def want(logits, value):
+    weights = jax.nn.softmax(logits) * keep
+    return jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+
+  def got(logits, value):
+    return softmax_context(logits, value, lambda ones: ones * keep)
+
+  got_out, got_vjp = jax.vjp(jax.jit(got), logits, value)
+  want_out, want_vjp = jax.vjp(want, logits, value)
+  np.testing.assert_allclose(got_out, want_out, rtol=1e-5, atol=1e-6)
+  grad = jax.random.normal(keys[3], want_out.shape)
+  for got_grad, want_grad in zip(got_vjp(grad), want_vjp(grad)):
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-5, atol=1e-6)
 
 
 def test_dropout_is_random_only_when_enabled(model, variables, apply):

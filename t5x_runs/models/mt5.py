@@ -271,6 +271,33 @@ def _toeplitz_backward(query_length, key_length, _, grad):
 toeplitz.defvjp(_toeplitz_forward, _toeplitz_backward)
 
 
+def softmax_context(logits: jax.Array, value: jax.Array,
+                    key_dropout=lambda ones: ones) -> jax.Array:
+  """``einsum('bhqk,bkhd->bqhd', key_dropout(softmax(logits)), value)``.
+
+  logits [b, heads, q, k] float32, value [b, k, heads, head_dim] -> context
+  [b, q, heads, head_dim] in value's dtype. ``key_dropout`` is t5x's
+  attention dropout: one mask per (row, head, key), shared by every query
+  (``nn.Dropout(broadcast_dims=(-2,))``); it is drawn on a [b, heads, 1, k]
+  array of ones and applied to the value rows, which is the same product.
+  The softmax's division by its normalizer is applied to the context. So no
+  weights-sized [b, heads, q, k] array is written beyond the logits and
+  their exponentials, and the gradient needs no reduction over keys: XLA:CPU
+  reads and writes each layer's attention-sized arrays fewer times
+  (bench/RESULTS.md, 2026-12-06).
+  """
+  top = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+  unnormalized = jnp.exp(logits - top)
+  normalizer = jnp.sum(unnormalized, axis=-1)                 # [b, heads, q]
+  keep = key_dropout(jnp.ones((*logits.shape[:2], 1, logits.shape[3]),
+                              value.dtype))                   # [b, heads, 1, k]
+  value = value * jnp.transpose(keep, (0, 3, 1, 2))          # [b, k, heads, 1]
+  context = jnp.einsum("bhqk,bkhd->bqhd", unnormalized.astype(value.dtype),
+                       value, preferred_element_type=jnp.float32)
+  context /= jnp.swapaxes(normalizer, 1, 2)[..., None]
+  return context.astype(value.dtype)
+
+
 class MultiHeadAttention(nn.Module):
   """Multi-head dot-product attention with no biases and no logit scaling."""
 
@@ -328,10 +355,9 @@ class MultiHeadAttention(nn.Module):
     # builds one [b, heads, q, k] array for the stack instead of two.
     logits += jnp.where(mask, 0.0 if bias is None else bias,
                         _MASKED_LOGIT_BIAS)
-    weights = jax.nn.softmax(logits).astype(dtype)
-    weights = _dropout(cfg)(weights, deterministic=deterministic)
-
-    context = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    context = softmax_context(
+        logits, value,
+        functools.partial(_dropout(cfg), deterministic=deterministic))
     context = nn.with_logical_constraint(context,
                                          ("batch", "length", "heads", "kv"))
     context = context.reshape(*context.shape[:-2], joined)
