@@ -70,6 +70,7 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 import numpy as np
 from flax import linen as nn
 from flax import traverse_util
@@ -101,6 +102,11 @@ def _dense(features, axes, kernel_init, dtype, name):
       kernel_init=nn.with_logical_partitioning(kernel_init, axes),
       dot_general=projection_dot,
       name=name)
+
+
+# The checkpoint name of every projection's output (remat policies see
+# through checkpoint_name, not into a custom_vjp's dot).
+PROJECTION_NAME = "projection"
 
 
 @jax.custom_vjp
@@ -143,7 +149,7 @@ def projection_dot(inputs: jax.Array, kernel: jax.Array, dimension_numbers,
     raise ValueError(f"projection_dot takes nn.Dense's dot only, got "
                      f"{dimension_numbers}, kernel {kernel.shape}, "
                      f"precision {precision}")
-  return _projection(inputs, kernel)
+  return checkpoint_name(_projection(inputs, kernel), PROJECTION_NAME)
 
 
 def _dropout(config: MT5Config) -> nn.Dropout:
@@ -470,7 +476,11 @@ _DETERMINISTIC_ARGNUM = {"EncoderLayer": 4, "DecoderLayer": 6}
 # nn.remat's checkpoint policy for each remat_policy but 'none' (t5x's).
 _CHECKPOINT_POLICIES = {
     "full": None,  # save nothing inside the layer: recompute all of it
-    "minimal": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    # Save the projections' outputs (t5x's dots_with_no_batch_dims_saveable;
+    # ours are named, as a custom_vjp hides its dot from that policy).
+    "minimal": jax.checkpoint_policies.save_from_both_policies(
+        jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+        jax.checkpoint_policies.save_only_these_names(PROJECTION_NAME)),
 }
 
 
