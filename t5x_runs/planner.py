@@ -276,8 +276,7 @@ def _layer_activations(config: MT5Config, *, b: int, le: int, ld: int, p: int,
   cfg = config
   e, hd, h, f = (cfg.emb_dim, cfg.num_heads * cfg.head_dim, cfg.num_heads,
                  cfg.mlp_dim)
-  weights = a if (cfg.dropout_rate > 0 or a != 4) else 0
-  score = 4 + weights
+  score = 4 + (a if a != 4 else 0)
   return {
       "encoder": {
           "input": b * le * e * a,
@@ -363,11 +362,12 @@ def activation_bytes(config: MT5Config, *, per_device_batch: int,
     projection's input): 4 b Le HD / P a an encoder layer; (4 b Ld HD +
     2 b Ld HD + 2 b Le HD) / P a a decoder layer (self-attention, then
     cross-attention's query and context at Ld, key and value at Le).
-  * attention scores: softmax probabilities in float32 (what softmax's
-    backward needs) and the weights multiplied with the values in dtype a
-    (a separate buffer unless a is float32 without dropout): b H Lq Lk / P
-    (4 + a) per attention, (Lq, Lk) = (Le, Le) in the encoder, (Ld, Ld) and
-    (Ld, Le) in the decoder.
+  * attention scores: the softmax's exponentials in float32 (what its
+    backward needs; `models.mt5.softmax_context` normalizes the context,
+    not the weights, and drops value rows) and their copy in dtype a that
+    multiplies the values (none when a is float32): b H Lq Lk / P (4 + a)
+    per attention, a = 4 counted once, (Lq, Lk) = (Le, Le) in the encoder,
+    (Ld, Ld) and (Ld, Le) in the decoder.
   * mlp hidden: gate, linear and their gated product (wo's input):
     3 b L F / P a, L = Le in the encoder and Ld in the decoder.
 
