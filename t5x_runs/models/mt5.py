@@ -299,9 +299,9 @@ def softmax_context(logits: jax.Array, value: jax.Array,
                               value.dtype))                   # [b, heads, 1, k]
   value = value * jnp.transpose(keep, (0, 3, 1, 2))          # [b, k, heads, 1]
   context = jnp.einsum("bhqk,bkhd->bqhd", unnormalized.astype(value.dtype),
-                       value, preferred_element_type=jnp.float32)
-  context /= jnp.swapaxes(normalizer, 1, 2)[..., None]
-  return context.astype(value.dtype)
+                       value)
+  return context / jnp.swapaxes(normalizer, 1, 2)[..., None].astype(
+      value.dtype)
 
 
 class MultiHeadAttention(nn.Module):
