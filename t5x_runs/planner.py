@@ -282,7 +282,7 @@ def _layer_activations(config: MT5Config, *, b: int, le: int, ld: int, p: int,
           "input": b * le * e * a,
           "residual": 4 * b * le * e * a,
           "mlp_residual": 2 * b * le * e * a,
-          "attention_projections": 4 * b * le * hd * a // p,
+          "attention_projections": 5 * b * le * hd * a // p,
           "minimal_projections": 3 * b * le * hd * a // p,
           "attention_scores": b * h * le * le * score // p,
           "mlp_hidden": 3 * b * le * f * a // p,
@@ -293,7 +293,8 @@ def _layer_activations(config: MT5Config, *, b: int, le: int, ld: int, p: int,
           "input": b * ld * e * a,
           "residual": 6 * b * ld * e * a,
           "mlp_residual": 2 * b * ld * e * a,
-          "attention_projections": (6 * b * ld * hd + 2 * b * le * hd) * a // p,
+          "attention_projections":
+              (8 * b * ld * hd + 2 * b * le * hd) * a // p,
           "minimal_projections": (4 * b * ld * hd + 2 * b * le * hd) * a // p,
           "attention_scores": b * h * (ld * ld + ld * le) * score // p,
           "mlp_hidden": 3 * b * ld * f * a // p,
@@ -358,10 +359,12 @@ def activation_bytes(config: MT5Config, *, per_device_batch: int,
     its input (for the norm's backward) and the normed input (for the
     projections' kernel gradients): 4 b Le E a an encoder layer, 6 b Ld E a
     a decoder layer.
-  * attention projections: query, key, value and context (the out
-    projection's input): 4 b Le HD / P a an encoder layer; (4 b Ld HD +
-    2 b Ld HD + 2 b Le HD) / P a a decoder layer (self-attention, then
-    cross-attention's query and context at Ld, key and value at Le).
+  * attention projections: query, key, value, context (the out
+    projection's input) and the context before its division by the
+    softmax's normalizer (the division's backward reads it): 5 b Le HD / P a
+    an encoder layer; (5 b Ld HD + 3 b Ld HD + 2 b Le HD) / P a a decoder
+    layer (self-attention, then cross-attention's query and two contexts at
+    Ld, key and value at Le).
   * attention scores: the softmax's exponentials in float32 (what its
     backward needs; `models.mt5.softmax_context` normalizes the context,
     not the weights, and drops value rows) and their copy in dtype a that
