@@ -247,7 +247,8 @@ def test_projection_dot_and_its_gradient_equal_the_dot(dtype, rtol):
   np.testing.assert_allclose(np.float32(got), np.float32(want), rtol=rtol)
   grad = jax.random.normal(keys[2], want.shape, dtype)
   for got_grad, want_grad in zip(got_vjp(grad), want_vjp(grad)):
-    assert got_grad.dtype == want_grad.dtype and got_grad.shape == want_grad.shape
+    assert (got_grad.dtype, got_grad.shape) == (want_grad.dtype,
+                                                want_grad.shape)
     np.testing.assert_allclose(np.float32(got_grad), np.float32(want_grad),
                                rtol=rtol, atol=rtol)
   with pytest.raises(ValueError, match="nn.Dense's dot only"):
@@ -325,10 +326,8 @@ def test_a_few_adam_steps_reduce_the_loss(model, variables):
   assert losses[-1] < 0.8 * losses[0], losses
 
 
-def _loss_and_grads(remat_policy):
-  """Loss and gradients of one dropout-enabled step, and the boxed params."""
-  model = MT5(mt5_config("tiny", vocab_size=VOCAB, remat_policy=remat_policy))
-  boxed = model.init(jax.random.key(0), ENC, DEC_INPUTS)["params"]
+def _dropout_loss_fn(model):
+  """params -> the loss of one dropout-enabled step (fixed dropout key)."""
 
   def loss_fn(params):
     logits = model.apply({"params": params}, ENC, DEC_INPUTS, DEC_TARGETS,
@@ -336,7 +335,15 @@ def _loss_and_grads(remat_policy):
                          rngs={"dropout": jax.random.key(7)})
     return losses.cross_entropy_loss(logits, DEC_TARGETS, DEC_TARGETS > 0)[0]
 
-  loss, grads = jax.jit(jax.value_and_grad(loss_fn))(nn.unbox(boxed))
+  return loss_fn
+
+
+def _loss_and_grads(remat_policy):
+  """Loss and gradients of one dropout-enabled step, and the boxed params."""
+  model = MT5(mt5_config("tiny", vocab_size=VOCAB, remat_policy=remat_policy))
+  boxed = model.init(jax.random.key(0), ENC, DEC_INPUTS)["params"]
+  loss, grads = jax.jit(jax.value_and_grad(_dropout_loss_fn(model)))(
+      nn.unbox(boxed))
   return float(loss), flatten_dict(grads, sep="/"), boxed
 
 
@@ -383,14 +390,8 @@ def _gradient_flops(remat_policy):
   """XLA's FLOP count of the compiled gradient of one dropout-enabled step."""
   model = MT5(mt5_config("tiny", vocab_size=VOCAB, remat_policy=remat_policy))
   params = nn.unbox(model.init(jax.random.key(0), ENC, DEC_INPUTS)["params"])
-
-  def loss_fn(params):
-    logits = model.apply({"params": params}, ENC, DEC_INPUTS, DEC_TARGETS,
-                         enable_dropout=True,
-                         rngs={"dropout": jax.random.key(7)})
-    return losses.cross_entropy_loss(logits, DEC_TARGETS, DEC_TARGETS > 0)[0]
-
-  cost = jax.jit(jax.grad(loss_fn)).lower(params).compile().cost_analysis()
+  cost = jax.jit(jax.grad(_dropout_loss_fn(model))).lower(
+      params).compile().cost_analysis()
   return (cost[0] if isinstance(cost, list) else cost)["flops"]
 
 
